@@ -1,0 +1,43 @@
+"""The interface every registered model shares: features, then a head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Classifier(nn.Module):
+    """A network that maps an input batch to class logits of shape N x num_classes.
+
+    Subclasses implement :meth:`forward_features` and :meth:`forward_head`.
+    Models with auxiliary classifiers (GoogLeNet) override :meth:`forward`;
+    a trainer calls ``model(x, return_aux=True)`` and always gets
+    ``(logits, [auxiliary logits...])``, the list empty outside training.
+    """
+
+    num_classes: int
+    #: weight of each auxiliary loss relative to the main loss (GoogLeNet: 0.3)
+    aux_loss_weight: float = 0.0
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(
+        self, x: torch.Tensor, return_aux: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        logits = self.forward_head(self.forward_features(x))
+        return (logits, []) if return_aux else logits
+
+
+def infer_output_shape(build: nn.Module | type, input_shape: tuple[int, ...], *args) -> torch.Size:
+    """Output shape (without batch) of ``build(*args)`` on one input, computed on the meta device.
+
+    Used to size a classifier after a feature extractor without running real
+    arithmetic or hard-coding the spatial size for every input resolution.
+    """
+    with torch.device("meta"):
+        module = build(*args) if args else build()
+        return module(torch.zeros(1, *input_shape)).shape[1:]

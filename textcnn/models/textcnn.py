@@ -1,0 +1,134 @@
+"""Kim (2014): a convolutional network for sentence classification."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from ..layers import ConvBlock, GlobalPool, Parallel
+from .base import Classifier
+from .registry import register_model
+
+EmbeddingMode = Literal["rand", "static", "non-static", "multichannel"]
+EMBEDDING_MODES = ("rand", "static", "non-static", "multichannel")
+
+
+@dataclass
+class TextCNNConfig:
+    vocab_size: int = 20_000  # rows of the embedding table, padding and unknown included
+    embed_dim: int = 300  # word vector size (Kim: 300, word2vec)
+    num_classes: int = 2
+    kernel_sizes: tuple[int, ...] = (3, 4, 5)  # n-gram widths, one conv per width
+    num_filters: int = 100  # feature maps per width
+    dropout: float = 0.5  # on the pooled features, before the classifier
+    embedding_mode: EmbeddingMode = "rand"  # rand | static | non-static | multichannel
+    padding_idx: int = 0  # token id of padding: a zero vector that never wins the max
+
+    def __post_init__(self) -> None:
+        self.kernel_sizes = tuple(int(k) for k in self.kernel_sizes)
+        if self.embedding_mode not in EMBEDDING_MODES:
+            raise ValueError(
+                f"embedding_mode must be one of {EMBEDDING_MODES}, got {self.embedding_mode!r}"
+            )
+        if not self.kernel_sizes or min(self.kernel_sizes) < 1:
+            raise ValueError(f"kernel_sizes must be positive widths, got {self.kernel_sizes}")
+        for name in ("vocab_size", "embed_dim", "num_classes", "num_filters"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "kernel_sizes": list(self.kernel_sizes)}
+
+
+class NGramFeatures(nn.Module):
+    """One n-gram width: Conv1d → ReLU → max over the windows that start at a real token."""
+
+    def __init__(self, embed_dim: int, num_filters: int, width: int) -> None:
+        super().__init__()
+        self.width = width
+        self.conv = ConvBlock(1, embed_dim, num_filters, width)
+        self.pool = GlobalPool("max")
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        # x: N x E x L with L >= widest kernel; windows past the last real
+        # n-gram are masked, but a text shorter than the width keeps one window.
+        windows = self.conv(x)  # N x F x (L - width + 1)
+        valid = (lengths - self.width + 1).clamp(min=1)
+        return self.pool(windows, valid)  # N x F
+
+
+class TextCNN(Classifier):
+    """Kim (2014) CNN: embedding, parallel n-gram convolutions, max over time, dropout, linear."""
+
+    def __init__(self, config: TextCNNConfig, embeddings: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.num_classes = config.num_classes
+        self.embedding = self._embedding(embeddings, trainable=config.embedding_mode != "static")
+        # multichannel: a frozen copy beside the tuned one. Kim applies each filter
+        # to both channels and adds the results; convolution is linear, so that is
+        # the same filter applied once to the sum of the two channels.
+        self.static_embedding = (
+            self._embedding(self.embedding.weight.detach(), trainable=False)
+            if config.embedding_mode == "multichannel"
+            else None
+        )
+        self.ngrams = Parallel(
+            {
+                f"width{k}": NGramFeatures(config.embed_dim, config.num_filters, k)
+                for k in config.kernel_sizes
+            }
+        )
+        self.dropout = nn.Dropout(config.dropout)
+        self.classifier = nn.Linear(
+            config.num_filters * len(config.kernel_sizes), config.num_classes
+        )
+
+    def _embedding(self, weights: torch.Tensor | None, trainable: bool) -> nn.Embedding:
+        cfg = self.config
+        embedding = nn.Embedding(cfg.vocab_size, cfg.embed_dim, padding_idx=cfg.padding_idx)
+        with torch.no_grad():
+            if weights is None:
+                embedding.weight.uniform_(-0.25, 0.25)  # Kim's range for random vectors
+            else:
+                if tuple(weights.shape) != (cfg.vocab_size, cfg.embed_dim):
+                    raise ValueError(
+                        f"embedding matrix has shape {tuple(weights.shape)}, "
+                        f"expected (vocab_size, embed_dim) = ({cfg.vocab_size}, {cfg.embed_dim})"
+                    )
+                embedding.weight.copy_(weights)
+            embedding.weight[cfg.padding_idx].zero_()
+        embedding.weight.requires_grad_(trainable)
+        return embedding
+
+    def forward_features(self, token_ids: torch.Tensor) -> torch.Tensor:
+        # token_ids: N x L, padded with padding_idx at the end
+        lengths = (token_ids != self.config.padding_idx).sum(dim=1)  # N
+        shortfall = max(self.config.kernel_sizes) - token_ids.shape[1]
+        if shortfall > 0:  # every width needs at least one window
+            token_ids = nn.functional.pad(token_ids, (0, shortfall), value=self.config.padding_idx)
+        x = self.embedding(token_ids)  # N x L x E
+        if self.static_embedding is not None:
+            x = x + self.static_embedding(token_ids)
+        x = x.transpose(1, 2)  # N x E x L
+        return self.ngrams(x, lengths)  # N x (F * widths)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(features))  # N x num_classes
+
+
+@register_model(
+    "textcnn",
+    kind="text",
+    input_shape=(64,),
+    small_input_shape=(7,),
+    small_config={"vocab_size": 50, "embed_dim": 16, "num_filters": 4, "num_classes": 3},
+)
+def textcnn(embeddings: torch.Tensor | None = None, **config) -> TextCNN:
+    """Kim (2014) sentence CNN: widths 3/4/5, 100 maps each, max over time, dropout 0.5."""
+    return TextCNN(TextCNNConfig(**config), embeddings)
