@@ -1,6 +1,7 @@
 """textcnn: convolutional text classifiers (Kim 2014) and classic image CNNs on one core."""
 
+from .classifier import Prediction, TextClassifier, load
 from .models import create_model, list_models
 
-__all__ = ["create_model", "list_models"]
+__all__ = ["Prediction", "TextClassifier", "create_model", "list_models", "load"]
 __version__ = "0.1.0"

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import torch
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from .models import create_model, list_models, model_entry
 from .summary import Summary, summarize_registered
@@ -141,6 +146,227 @@ def summary(
         typer.echo(json.dumps({"model": name, **result.to_dict()}, indent=2))
     else:
         print_summary(name, result)
+
+
+# -- training, evaluation and prediction -------------------------------------------------
+
+
+@contextlib.contextmanager
+def user_errors():
+    """A mistake in the input becomes a one-line message and exit status 1, not a traceback."""
+    try:
+        yield
+    except ValueError as error:
+        message = Text.assemble(("error: ", "red"), str(error))  # no markup: paths may hold [ ]
+        Console(stderr=True).print(message, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+def setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML file of settings")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="any setting KEY=VALUE, e.g. --set num_filters=200 (repeatable)"),
+]
+DataOpt = Annotated[
+    str | None, typer.Option(help="training file or class folder, or 'tweets' (built in)")
+]
+FormatOpt = Annotated[
+    str | None, typer.Option(help="csv|tsv|jsonl|fasttext|folder (default: by name)")
+]
+TextFieldOpt = Annotated[str | None, typer.Option(help="CSV/TSV column or JSONL key of the text")]
+LabelFieldOpt = Annotated[str | None, typer.Option(help="CSV/TSV column or JSONL key of the label")]
+SkipOpt = Annotated[
+    bool | None, typer.Option("--skip-bad-rows", help="skip and count bad rows instead of stopping")
+]
+OutputOpt = Annotated[str | None, typer.Option("--output", "-o", help="run folder")]
+ModeOpt = Annotated[str | None, typer.Option(help="rand|static|non-static|multichannel")]
+VectorsOpt = Annotated[str | None, typer.Option(help="word2vec/GloVe/fastText vectors file")]
+TrainVectorsOpt = Annotated[
+    str | None, typer.Option(help="word2vec|fasttext: train vectors on the corpus first")
+]
+UnlabeledOpt = Annotated[str | None, typer.Option(help="raw text for --train-vectors")]
+TokenizerOpt = Annotated[str | None, typer.Option(help="word|bpe|wordpiece")]
+EpochsOpt = Annotated[int | None, typer.Option(help="maximum epochs (early stopping on dev)")]
+BatchOpt = Annotated[int | None, typer.Option(help="batch size")]
+OptimizerOpt = Annotated[str | None, typer.Option(help="adadelta|adamw")]
+DeviceOpt = Annotated[str | None, typer.Option(help="auto|cpu|cuda|mps")]
+SeedOpt = Annotated[int | None, typer.Option(help="random seed")]
+WeightsOpt = Annotated[str | None, typer.Option(help="none|balanced class weights in the loss")]
+
+
+def train_config(config_file: Path | None, settings: list[str] | None, **flags):
+    from .training.config import TrainConfig
+
+    overrides = {k: v for k, v in flags.items() if v is not None}
+    if "tokenizer" in overrides:
+        overrides["kind"] = overrides.pop("tokenizer")
+    return TrainConfig.load(config_file, {**overrides, **parse_settings(settings or [])})
+
+
+@app.command()
+def train(
+    config: ConfigOpt = None,
+    data: DataOpt = None,
+    dev: Annotated[str | None, typer.Option(help="dev file (default: a split of --data)")] = None,
+    test: Annotated[str | None, typer.Option(help="test file, scored once at the end")] = None,
+    format: FormatOpt = None,
+    text_field: TextFieldOpt = None,
+    label_field: LabelFieldOpt = None,
+    skip_bad_rows: SkipOpt = None,
+    output: OutputOpt = None,
+    embedding_mode: ModeOpt = None,
+    vectors: VectorsOpt = None,
+    train_vectors: TrainVectorsOpt = None,
+    unlabeled: UnlabeledOpt = None,
+    tokenizer: TokenizerOpt = None,
+    epochs: EpochsOpt = None,
+    batch_size: BatchOpt = None,
+    optimizer: OptimizerOpt = None,
+    device: DeviceOpt = None,
+    seed: SeedOpt = None,
+    class_weights: WeightsOpt = None,
+    set_: SetOpt = None,
+    resume: Annotated[bool, typer.Option(help="continue the interrupted run in --output")] = False,
+) -> None:
+    """Train a text classifier; writes OUTPUT/model-best and OUTPUT/model-last."""
+    settings = {k: v for k, v in locals().items() if k not in ("config", "set_", "resume")}
+    from .training.text import train_text
+
+    setup_logging()
+    with user_errors():
+        cfg = train_config(config, set_, **settings)
+        try:
+            model_dir = train_text(cfg, resume=resume)
+        except KeyboardInterrupt:
+            Console(stderr=True).print(
+                f"interrupted; continue with: textcnn train --output {cfg.data.output} --resume"
+            )
+            raise typer.Exit(130) from None
+    metrics = json.loads((model_dir / "config.json").read_text())["metrics"]
+    for split, scores in metrics.items():
+        console.print(
+            f"{split}: accuracy {scores['accuracy']:.4f}, macro-F1 {scores['macro_f1']:.4f}"
+        )
+    console.print(f"model written to {model_dir}")
+
+
+@app.command()
+def cv(
+    config: ConfigOpt = None,
+    data: DataOpt = None,
+    folds: Annotated[int, typer.Option(min=2, help="number of folds")] = 10,
+    format: FormatOpt = None,
+    text_field: TextFieldOpt = None,
+    label_field: LabelFieldOpt = None,
+    skip_bad_rows: SkipOpt = None,
+    output: OutputOpt = None,
+    embedding_mode: ModeOpt = None,
+    vectors: VectorsOpt = None,
+    train_vectors: TrainVectorsOpt = None,
+    tokenizer: TokenizerOpt = None,
+    epochs: EpochsOpt = None,
+    device: DeviceOpt = None,
+    seed: SeedOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """k-fold cross-validation (the MR/Subj protocol): mean ± standard deviation of accuracy."""
+    settings = {k: v for k, v in locals().items() if k not in ("config", "set_", "folds")}
+    from .training.text import cross_validate
+
+    setup_logging()
+    with user_errors():
+        cfg = train_config(config, set_, **settings)
+        result = cross_validate(
+            cfg, folds, lambda i, f: console.print(f"fold {i}: accuracy {f['accuracy']:.4f}")
+        )
+    console.print(
+        f"{folds}-fold accuracy {100 * result['accuracy_mean']:.2f} ± "
+        f"{100 * result['accuracy_std']:.2f} %, macro-F1 {result['macro_f1_mean']:.4f}, "
+        f"{result['seconds_per_epoch']:.1f} s/epoch"
+    )
+
+
+@app.command()
+def evaluate(
+    model_dir: Annotated[Path, typer.Argument(help="a model directory (model-best)")],
+    data: Annotated[str, typer.Option(help="labelled file or class folder to score")],
+    format: FormatOpt = None,
+    text_field: Annotated[str, typer.Option(help="column/key of the text")] = "text",
+    label_field: Annotated[str, typer.Option(help="column/key of the label")] = "label",
+    skip_bad_rows: Annotated[bool, typer.Option("--skip-bad-rows")] = False,
+    png: Annotated[Path | None, typer.Option(help="write the confusion matrix as a PNG")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix."""
+    from .classifier import load
+    from .text.corpora import ReaderOptions, read_corpus
+    from .training.metrics import plot_confusion_matrix
+    from .training.text import evaluate as evaluate_corpus
+
+    with user_errors():
+        classifier = load(model_dir)
+        corpus = read_corpus(data, ReaderOptions(text_field, label_field, skip_bad_rows, format))
+        report = evaluate_corpus(classifier, corpus)
+        if png:
+            plot_confusion_matrix(report, png)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    console.print(
+        f"{report['examples']} examples: accuracy {report['accuracy']:.4f}, "
+        f"macro-F1 {report['macro_f1']:.4f}"
+    )
+    table = Table("label", "precision", "recall", "F1", "support")
+    for label, scores in report["per_class"].items():
+        table.add_row(
+            label,
+            f"{scores['precision']:.3f}",
+            f"{scores['recall']:.3f}",
+            f"{scores['f1']:.3f}",
+            str(scores["support"]),
+        )
+    console.print(table)
+    matrix = Table("true \\ predicted", *report["labels"], title="confusion matrix")
+    for label, row in zip(report["labels"], report["confusion_matrix"], strict=True):
+        matrix.add_row(label, *map(str, row))
+    console.print(matrix)
+
+
+@app.command()
+def predict(
+    model_dir: Annotated[Path, typer.Argument(help="a model directory (model-best)")],
+    texts: Annotated[
+        list[str] | None, typer.Argument(help="texts; none: one per line on stdin")
+    ] = None,
+    top_k: Annotated[int, typer.Option(min=1, help="labels per text")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per text")] = False,
+) -> None:
+    """Classify texts given as arguments (or on standard input, one per line)."""
+    from .classifier import load
+
+    with user_errors():
+        classifier = load(model_dir)
+        texts = texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+        results = classifier.predict(texts, top_k=top_k)
+    for text, predictions in zip(texts, results, strict=True):
+        if as_json:
+            typer.echo(
+                json.dumps(
+                    {
+                        "text": text,
+                        "predictions": [
+                            {"label": p.label, "score": round(p.score, 6)} for p in predictions
+                        ],
+                    }
+                )
+            )
+        else:
+            shown = ", ".join(f"{p.label} {p.score:.3f}" for p in predictions)
+            typer.echo(f"{shown}\t{text}")
 
 
 def main() -> None:

@@ -1,0 +1,75 @@
+import json
+
+import pytest
+import torch
+
+import textcnn
+from tests.conftest import tiny_config
+from textcnn.training.text import train_text
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    from tests.conftest import tiny_texts, write_tsv
+
+    tmp = tmp_path_factory.mktemp("model")
+    data = write_tsv(tmp / "train.tsv", tiny_texts())
+    return train_text(tiny_config(data, tmp / "run"))
+
+
+def test_predict_is_always_batched(model_dir):
+    classifier = textcnn.load(model_dir)
+    results = classifier.predict(["a good film", "awful"], top_k=2)
+    assert len(results) == 2 and all(len(r) == 2 for r in results)
+    assert {p.label for p in results[0]} == {"positive", "negative"}
+    assert results[0][0].score >= results[0][1].score
+    assert abs(sum(p.score for p in results[0]) - 1) < 1e-5
+    assert len(classifier.predict(["x"], top_k=None)[0]) == 2
+    assert classifier.predict([]) == []
+    with pytest.raises(TypeError, match="list of texts"):
+        classifier.predict("a good film")
+    with pytest.raises(ValueError, match="top_k"):
+        classifier.predict(["x"], top_k=0)
+
+
+def copy_model(model_dir, tmp_path):
+    import shutil
+
+    target = tmp_path / "copy"
+    shutil.copytree(model_dir, target)
+    return target
+
+
+def test_truncated_weights_give_a_clear_error(model_dir, tmp_path):
+    target = copy_model(model_dir, tmp_path)
+    weights = target / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(ValueError, match="damaged weights file.*retrain"):
+        textcnn.load(target)
+
+
+def test_unknown_format_version_gives_a_clear_error(model_dir, tmp_path):
+    target = copy_model(model_dir, tmp_path)
+    config = json.loads((target / "config.json").read_text())
+    config["format_version"] = 99
+    (target / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="format version 99 is not supported"):
+        textcnn.load(target)
+
+
+def test_other_damage_gives_clear_errors(model_dir, tmp_path):
+    target = copy_model(model_dir, tmp_path)
+    (target / "tokenizer.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not a readable tokenizer"):
+        textcnn.load(target)
+    (target / "config.json").write_text("{")
+    with pytest.raises(ValueError, match="damaged JSON"):
+        textcnn.load(target)
+    with pytest.raises(ValueError, match="not a model directory"):
+        textcnn.load(tmp_path / "nothing")
+
+
+def test_a_model_saved_from_another_device_loads_on_cpu(model_dir):
+    # safetensors stores device-free tensors; loading maps them to the CPU explicitly
+    classifier = textcnn.load(model_dir, device="cpu")
+    assert next(classifier.model.parameters()).device == torch.device("cpu")

@@ -1,0 +1,109 @@
+import json
+
+from typer.testing import CliRunner
+
+from tests.conftest import tiny_texts, write_tsv
+from textcnn.cli import app
+
+runner = CliRunner()
+SMALL = [
+    "--set",
+    "embed_dim=16",
+    "--set",
+    "num_filters=8",
+    "--set",
+    "kernel_sizes=[2,3]",
+    "--set",
+    "progress=false",
+    "--set",
+    "dev_fraction=0.2",
+]
+
+
+def test_train_predict_evaluate_from_the_command_line(tmp_path):
+    data = write_tsv(tmp_path / "train.tsv", tiny_texts())
+    test = write_tsv(tmp_path / "test.tsv", tiny_texts(20, seed=9))
+    toml = tmp_path / "small.toml"
+    toml.write_text("[training]\nepochs = 4\nbatch_size = 10\n[model]\nnum_filters = 6\n")
+    out = tmp_path / "run"
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--config",
+            str(toml),
+            "--data",
+            str(data),
+            "--test",
+            str(test),
+            "-o",
+            str(out),
+            "--optimizer",
+            "adamw",
+            *SMALL,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "test: accuracy" in result.output
+    config = json.loads((out / "model-best" / "config.json").read_text())
+    assert config["training"]["training"]["epochs"] == 4  # from the TOML file
+    assert config["model"]["num_filters"] == 8  # --set wins over the file
+
+    result = runner.invoke(
+        app,
+        ["predict", str(out / "model-best"), "a great film", "so dull", "--top-k", "2", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.output.splitlines()]
+    assert [line["text"] for line in lines] == ["a great film", "so dull"]
+    assert len(lines[0]["predictions"]) == 2
+
+    result = runner.invoke(
+        app, ["evaluate", str(out / "model-best"), "--data", str(test), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["examples"] == 20 and set(report["per_class"]) == {"negative", "positive"}
+
+    result = runner.invoke(app, ["evaluate", str(out / "model-best"), "--data", str(test)])
+    assert "confusion matrix" in result.output
+
+
+def test_cross_validation_reports_mean_and_std(tmp_path):
+    data = write_tsv(tmp_path / "all.tsv", tiny_texts(40))
+    result = runner.invoke(
+        app,
+        [
+            "cv",
+            "--data",
+            str(data),
+            "--folds",
+            "3",
+            "--epochs",
+            "2",
+            "-o",
+            str(tmp_path / "cv"),
+            *SMALL,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "3-fold accuracy" in result.output and "±" in result.output
+    summary = json.loads((tmp_path / "cv" / "cv.json").read_text())
+    assert len(summary["folds"]) == 3
+
+
+def test_user_errors_are_one_line_messages(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("label,text\npos,fine\nneg,\n")
+    cases = [
+        (["train", "--data", str(bad), "-o", str(tmp_path / "x")], "bad.csv:3: empty text"),
+        (["train", "--data", str(bad), "--set", "nonsense=1"], "unknown setting 'nonsense'"),
+        (["predict", str(tmp_path / "missing"), "hi"], "not a model directory"),
+        (["train", "--config", str(tmp_path / "none.toml")], "no such config file"),
+    ]
+    for args, message in cases:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1, (args, result.output)
+        assert message in result.output
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "x" / "model-best").exists()

@@ -1,0 +1,136 @@
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import textcnn
+from tests.conftest import tiny_config, tiny_texts, write_tsv
+from textcnn.artifacts import load_tensors
+from textcnn.training.text import train_text
+
+
+def test_a_tiny_corpus_is_learned_completely(tiny_corpus, tmp_path):
+    model_dir = train_text(tiny_config(tiny_corpus, tmp_path / "run", epochs=15, dev_fraction=0.2))
+    classifier = textcnn.load(model_dir)
+    texts, labels = zip(*tiny_texts(), strict=True)
+    predictions = classifier.predict(list(texts))
+    accuracy = sum(p[0].label == y for p, y in zip(predictions, labels, strict=True)) / len(labels)
+    assert accuracy == 1.0
+    history = [
+        json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert [h["epoch"] for h in history] == list(range(1, 16))
+    assert history[-1]["train_loss"] < history[0]["train_loss"] / 5
+
+
+def test_model_directory_contents(tiny_corpus, tmp_path):
+    test_file = write_tsv(tmp_path / "test.tsv", tiny_texts(20, seed=5))
+    model_dir = train_text(tiny_config(tiny_corpus, tmp_path / "run", test=str(test_file)))
+    names = {p.name for p in model_dir.iterdir()}
+    assert names == {
+        "config.json",
+        "tokenizer.json",
+        "model.safetensors",
+        "metrics.json",
+        "confusion.png",
+    }
+    assert (tmp_path / "run" / "model-last" / "model.safetensors").is_file()
+    assert not (tmp_path / "run" / "checkpoint").exists()  # removed once the run is complete
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["format_version"] == 1 and config["task"] == "text"
+    assert config["labels"] == ["negative", "positive"]
+    assert len(config["data"]["train"]["fingerprint"]) == 64
+    assert set(config["metrics"]) == {"dev", "test"}
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    assert metrics["test"]["examples"] == 20
+    assert sum(map(sum, metrics["test"]["confusion_matrix"])) == 20
+    assert (model_dir / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # no temporary leftovers beside the model directories
+    assert not [p for p in (tmp_path / "run").iterdir() if p.name.startswith(".")]
+
+
+def test_saved_model_reloads_with_identical_outputs(tiny_corpus, tmp_path):
+    model_dir = train_text(tiny_config(tiny_corpus, tmp_path / "run"))
+    texts = ["a good film", "boring plot", "x"]
+    first = textcnn.load(model_dir).predict_proba(texts)
+    second = textcnn.load(model_dir).predict_proba(texts)
+    assert torch.equal(first, second)
+    state = load_file(str(model_dir / "model.safetensors"))
+    assert "embedding.weight" in state
+
+
+def test_interrupted_run_resumed_ends_with_the_same_weights(tiny_corpus, tmp_path):
+    straight = train_text(
+        tiny_config(tiny_corpus, tmp_path / "straight", optimizer="adadelta", lr=1.0)
+    )
+
+    def interrupt(record):
+        if record["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    cfg = tiny_config(tiny_corpus, tmp_path / "resumed", optimizer="adadelta", lr=1.0)
+    with pytest.raises(KeyboardInterrupt):
+        train_text(cfg, on_epoch_end=interrupt)
+    assert not (tmp_path / "resumed" / "model-best").exists()  # never a half model
+    with pytest.raises(ValueError, match="unfinished run.*--resume"):
+        train_text(cfg)
+    resumed = train_text(cfg, resume=True)
+    for name in ("model-best", "model-last"):
+        a = load_tensors(straight.parent / name / "model.safetensors")
+        b = load_tensors(resumed.parent / name / "model.safetensors")
+        assert a.keys() == b.keys()
+        for key in a:
+            assert torch.equal(a[key], b[key]), (name, key)
+    assert (tmp_path / "straight" / "metrics.jsonl").read_text().count("\n") == 6
+    straight_log = [
+        json.loads(x)["train_loss"] for x in (tmp_path / "straight" / "metrics.jsonl").open()
+    ]
+    resumed_log = [
+        json.loads(x)["train_loss"] for x in (tmp_path / "resumed" / "metrics.jsonl").open()
+    ]
+    assert straight_log == resumed_log
+
+
+def test_resume_without_a_checkpoint_is_a_clear_error(tiny_corpus, tmp_path):
+    with pytest.raises(ValueError, match="no checkpoint to resume"):
+        train_text(tiny_config(tiny_corpus, tmp_path / "run"), resume=True)
+
+
+def test_early_stopping_and_balanced_class_weights(tiny_corpus, tmp_path):
+    cfg = tiny_config(
+        tiny_corpus, tmp_path / "run", epochs=30, patience=2, class_weights="balanced"
+    )
+    train_text(cfg)
+    epochs = (tmp_path / "run" / "metrics.jsonl").read_text().count("\n")
+    assert epochs < 30
+
+
+def test_labels_unknown_to_the_training_data_are_rejected(tiny_corpus, tmp_path):
+    dev = write_tsv(tmp_path / "dev.tsv", [("good film", "positive"), ("meh", "neutral")])
+    with pytest.raises(ValueError, match="labels the model was not trained on: neutral"):
+        train_text(tiny_config(tiny_corpus, tmp_path / "run", dev=str(dev)))
+
+
+def test_embedding_modes_with_trained_and_loaded_vectors(tiny_corpus, tmp_path):
+    for mode in ("static", "non-static", "multichannel"):
+        cfg = tiny_config(
+            tiny_corpus, tmp_path / mode, embedding_mode=mode, train_vectors="word2vec", epochs=2
+        )
+        model_dir = train_text(cfg)
+        config = json.loads((model_dir / "config.json").read_text())
+        assert config["model"]["embedding_mode"] == mode
+        assert config["vector_coverage"] == 1.0
+        assert textcnn.load(model_dir).predict(["good"])[0][0].label in ("positive", "negative")
+    vec = tmp_path / "v.vec"
+    vec.write_text("2 4\ngood 1 1 1 1\nbad -1 -1 -1 -1\n")
+    model_dir = train_text(
+        tiny_config(
+            tiny_corpus, tmp_path / "loaded", embedding_mode="static", vectors=str(vec), epochs=1
+        )
+    )
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["model"]["embed_dim"] == 4
+    assert 0 < config["vector_coverage"] < 1
+    with pytest.raises(ValueError, match="needs word vectors"):
+        train_text(tiny_config(tiny_corpus, tmp_path / "none", embedding_mode="static"))

@@ -1,0 +1,113 @@
+"""A trained text classifier: tokenizer + network + labels, with a batched ``predict``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer
+
+from .artifacts import load_weights, read_model_config
+from .models import TextCNN, TextCNNConfig
+from .text.tokenizer import PAD_ID, load_tokenizer
+
+TOKENIZER_FILE = "tokenizer.json"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    score: float
+
+
+def pad_batch(sequences: Sequence[Sequence[int]]) -> torch.Tensor:
+    """N x L token ids, padded at the end with PAD_ID to the longest (at least 1)."""
+    width = max(1, *(len(s) for s in sequences)) if sequences else 1
+    batch = torch.full((len(sequences), width), PAD_ID, dtype=torch.long)
+    for row, ids in enumerate(sequences):
+        batch[row, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
+    return batch
+
+
+class TextClassifier:
+    """Predicts labels for texts; built by :func:`load` from a model directory."""
+
+    def __init__(
+        self, model: TextCNN, tokenizer: Tokenizer, labels: list[str], config: dict | None = None
+    ) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.labels = list(labels)
+        self.config = config or {}
+
+    @property
+    def max_length(self) -> int:
+        truncation = self.tokenizer.truncation
+        return truncation["max_length"] if truncation else 0
+
+    def _check(self, texts) -> list[str]:
+        if isinstance(texts, str):
+            raise TypeError("predict takes a list of texts; wrap a single text as [text]")
+        texts = list(texts)
+        if not all(isinstance(t, str) for t in texts):
+            raise TypeError("every text must be a string")
+        return texts
+
+    @torch.inference_mode()
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
+        """N x num_classes class probabilities."""
+        texts = self._check(texts)
+        device = next(self.model.parameters()).device
+        out = []
+        for start in range(0, len(texts), batch_size):
+            encodings = self.tokenizer.encode_batch(texts[start : start + batch_size])
+            ids = pad_batch([e.ids for e in encodings]).to(device)
+            out.append(torch.softmax(self.model(ids).float(), dim=-1).cpu())
+        return torch.cat(out) if out else torch.empty(0, len(self.labels))
+
+    def predict(
+        self, texts: Sequence[str], top_k: int | None = 1, batch_size: int = 256
+    ) -> list[list[Prediction]]:
+        """For every text, its ``top_k`` labels (all when None), most probable first."""
+        if top_k is not None and top_k < 1:
+            raise ValueError(f"top_k must be at least 1 or None, got {top_k}")
+        k = len(self.labels) if top_k is None else min(top_k, len(self.labels))
+        probs = self.predict_proba(texts, batch_size)
+        scores, indices = probs.topk(k, dim=-1)
+        return [
+            [Prediction(self.labels[i], float(p)) for p, i in zip(row_p, row_i, strict=True)]
+            for row_p, row_i in zip(scores.tolist(), indices.tolist(), strict=True)
+        ]
+
+    def label_ids(self, labels: Sequence[str], source: str = "the data") -> torch.Tensor:
+        """Class indices of ``labels``; a label the model does not know is a ``ValueError``."""
+        index = {label: i for i, label in enumerate(self.labels)}
+        unknown = sorted(set(labels) - set(index))
+        if unknown:
+            raise ValueError(
+                f"{source} has labels the model was not trained on: {', '.join(unknown[:10])}; "
+                f"the model knows {', '.join(self.labels)}"
+            )
+        return torch.tensor([index[label] for label in labels], dtype=torch.long)
+
+
+def load(path: str | Path, device: str | torch.device = "cpu") -> TextClassifier:
+    """Load a model directory written by ``textcnn train``; never unpickles anything."""
+    path = Path(path)
+    config = read_model_config(path)
+    if config.get("task") != "text" or config.get("architecture") != "textcnn":
+        raise ValueError(
+            f"{path}: a {config.get('task')!r}/{config.get('architecture')!r} model, "
+            "not a text classifier"
+        )
+    try:
+        model_config = TextCNNConfig(**config["model"])
+        labels = config["labels"]
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"{path}/config.json: incomplete or damaged ({error})") from None
+    model = TextCNN(model_config)
+    load_weights(model, path)
+    tokenizer = load_tokenizer(path / TOKENIZER_FILE)
+    return TextClassifier(model.to(device), tokenizer, labels, config)

@@ -1,0 +1,1 @@
+"""Text data: corpora, splits, tokenizers and word vectors."""

