@@ -369,5 +369,90 @@ def predict(
             typer.echo(f"{shown}\t{text}")
 
 
+@app.command()
+def score(
+    model_dir: Annotated[Path, typer.Argument(help="a model directory (model-best)")],
+    input: Annotated[
+        str, typer.Argument(help="CSV/TSV/JSONL file, text file (one per line), or -")
+    ],
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="output .jsonl or .csv (default: stdout)")
+    ] = None,
+    format: Annotated[
+        str | None, typer.Option(help="csv|tsv|jsonl|lines (default: by name)")
+    ] = None,
+    text_field: Annotated[str, typer.Option(help="column/key of the text")] = "text",
+    id_field: Annotated[
+        str | None, typer.Option(help="column/key of the row id (default: line number)")
+    ] = None,
+    all_scores: Annotated[
+        bool, typer.Option("--all-scores", help="the score of every label")
+    ] = False,
+    chunk_size: Annotated[int, typer.Option(min=1, help="texts per batch")] = 2048,
+    resume: Annotated[bool, typer.Option(help="continue an interrupted run into OUTPUT")] = False,
+    skip_bad_rows: Annotated[bool, typer.Option("--skip-bad-rows")] = False,
+) -> None:
+    """Score a large file in order, streaming in chunks; --resume continues an interrupted run."""
+    from .classifier import load
+    from .scoring import score_file
+
+    err = Console(stderr=True)
+    with user_errors():
+        summary = score_file(
+            load(model_dir),
+            input,
+            output,
+            input_format=format,
+            text_field=text_field,
+            id_field=id_field,
+            all_scores=all_scores,
+            chunk_size=chunk_size,
+            resume=resume,
+            skip_bad_rows=skip_bad_rows,
+        )
+    counts = ", ".join(f"{label} {n}" for label, n in summary.labels.most_common())
+    resumed = f" (after {summary.resumed_after} already written)" if summary.resumed_after else ""
+    err.print(
+        f"scored {summary.rows} rows{resumed} in {summary.seconds:.1f} s, "
+        f"{summary.rows_per_second:,.0f} rows/s; labels: {counts or '-'}"
+    )
+    if summary.read.skipped:
+        err.print(f"skipped bad rows: {dict(summary.read.skipped)}")
+
+
+@app.command()
+def serve(
+    model: Annotated[Path, typer.Option("--model", help="model directory to serve")] = Path(
+        "runs/tweets/model-best"
+    ),
+    host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 1,
+) -> None:
+    """Serve POST /classify (and /health, /ready, /info, /metrics, /docs) with uvicorn."""
+    import os
+
+    import uvicorn
+
+    from .artifacts import read_model_config
+
+    with user_errors():
+        read_model_config(model)  # a clear message now rather than a 503 later
+    os.environ["TEXTCNN_MODEL_DIR"] = str(model)
+    # By import string: the library does not import the service package itself.
+    uvicorn.run(
+        "service.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+    )
+
+
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

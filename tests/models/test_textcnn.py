@@ -81,8 +81,8 @@ def test_multichannel_applies_each_filter_to_both_channels_and_adds():
     tuned = model.embedding(ids).transpose(1, 2)
     frozen = model.static_embedding(ids).transpose(1, 2)
     both = (
-        torch.nn.functional.conv1d(tuned, conv.weight)
-        + torch.nn.functional.conv1d(frozen, conv.weight)
+        torch.nn.functional.conv1d(tuned, conv.weight, padding=2)
+        + torch.nn.functional.conv1d(frozen, conv.weight, padding=2)
         + conv.bias[None, :, None]
     )
     expected = torch.relu(both).amax(-1)
@@ -98,3 +98,20 @@ def test_bad_configurations_are_value_errors():
         )
     with pytest.raises(ValueError, match="dropout"):
         TextCNNConfig(dropout=1.5)
+
+
+@pytest.mark.parametrize("wide", [True, False])
+def test_predictions_do_not_depend_on_batch_padding_in_either_convolution(wide):
+    model = tiny(wide=wide)
+    texts = [torch.tensor([[4, 9]]), torch.tensor([[3, 9, 4, 7, 2, 8, 5]])]
+    batch = torch.tensor([[4, 9, 0, 0, 0, 0, 0, 0, 0], [3, 9, 4, 7, 2, 8, 5, 0, 0]])
+    together = model(batch)
+    for row, ids in enumerate(texts):
+        torch.testing.assert_close(model(ids)[0], together[row])
+
+
+def test_wide_convolution_sees_the_edges():
+    narrow, wide = tiny(wide=False, kernel_sizes=(3,)), tiny(wide=True, kernel_sizes=(3,))
+    ids = torch.tensor([[5, 6, 7, 8]])
+    assert narrow.ngrams.width3.conv(narrow.embedding(ids).transpose(1, 2)).shape[-1] == 2
+    assert wide.ngrams.width3.conv(wide.embedding(ids).transpose(1, 2)).shape[-1] == 6

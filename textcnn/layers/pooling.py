@@ -19,14 +19,20 @@ def padding_mask(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     return (positions[None, :] >= lengths[:, None]).unsqueeze(1)
 
 
-def max_over_time(x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+def max_over_time(
+    x: torch.Tensor, lengths: torch.Tensor | None = None, return_positions: bool = False
+):
     """Max over the last axis, ignoring positions at or past ``lengths``.
 
     ``x``: N x C x L, ``lengths``: N (valid positions per row, at least 1).
     Masked positions are set to -inf first, so padding can never win.
+    With ``return_positions``, also the winning position of every channel.
     """
     if lengths is not None:
         x = x.masked_fill(padding_mask(x, lengths), float("-inf"))
+    if return_positions:
+        values, positions = x.max(dim=-1)  # N x C, N x C
+        return values, positions
     return x.amax(dim=-1)  # N x C
 
 

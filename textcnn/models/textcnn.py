@@ -8,7 +8,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from ..layers import ConvBlock, GlobalPool, Parallel
+from ..layers import ConvBlock, GlobalPool, Parallel, max_over_time
 from .base import Classifier
 from .registry import register_model
 
@@ -26,6 +26,9 @@ class TextCNNConfig:
     dropout: float = 0.5  # on the pooled features, before the classifier
     embedding_mode: EmbeddingMode = "rand"  # rand | static | non-static | multichannel
     padding_idx: int = 0  # token id of padding: a zero vector that never wins the max
+    # Kim's "wide" convolution: k-1 zero vectors on both sides, so the n-grams at the
+    # edges of a text count too; False: only the windows wholly inside the text
+    wide: bool = True
 
     def __post_init__(self) -> None:
         self.kernel_sizes = tuple(int(k) for k in self.kernel_sizes)
@@ -46,20 +49,36 @@ class TextCNNConfig:
 
 
 class NGramFeatures(nn.Module):
-    """One n-gram width: Conv1d → ReLU → max over the windows that start at a real token."""
+    """One n-gram width: Conv1d → ReLU → max over the windows that contain real tokens.
 
-    def __init__(self, embed_dim: int, num_filters: int, width: int) -> None:
+    Windows made only of padding are masked, so a prediction never depends on
+    how much padding its batch needed.
+    """
+
+    def __init__(self, embed_dim: int, num_filters: int, width: int, wide: bool) -> None:
         super().__init__()
         self.width = width
-        self.conv = ConvBlock(1, embed_dim, num_filters, width)
+        self.wide = wide
+        self.conv = ConvBlock(1, embed_dim, num_filters, width, padding=width - 1 if wide else 0)
         self.pool = GlobalPool("max")
 
+    def valid_windows(self, lengths: torch.Tensor) -> torch.Tensor:
+        if self.wide:  # window j covers tokens j-width+1 .. j
+            return lengths + self.width - 1
+        return (lengths - self.width + 1).clamp(min=1)  # a short text keeps one window
+
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        # x: N x E x L with L >= widest kernel; windows past the last real
-        # n-gram are masked, but a text shorter than the width keeps one window.
-        windows = self.conv(x)  # N x F x (L - width + 1)
-        valid = (lengths - self.width + 1).clamp(min=1)
-        return self.pool(windows, valid)  # N x F
+        windows = self.conv(x)  # N x F x (L + width - 1) if wide, else (L - width + 1)
+        return self.pool(windows, self.valid_windows(lengths))  # N x F
+
+    def winning_tokens(self, x: torch.Tensor, lengths: torch.Tensor):
+        """Pooled features (N x F) and the first and last token of each winning window."""
+        windows = self.conv(x)
+        values, positions = max_over_time(windows, self.valid_windows(lengths), True)
+        first = positions - self.width + 1 if self.wide else positions  # N x F
+        last = first + self.width - 1
+        top = (lengths[:, None] - 1).clamp(min=0)
+        return values, first.clamp(min=0), torch.minimum(last, top)
 
 
 class TextCNN(Classifier):
@@ -80,7 +99,7 @@ class TextCNN(Classifier):
         )
         self.ngrams = Parallel(
             {
-                f"width{k}": NGramFeatures(config.embed_dim, config.num_filters, k)
+                f"width{k}": NGramFeatures(config.embed_dim, config.num_filters, k, config.wide)
                 for k in config.kernel_sizes
             }
         )
@@ -106,20 +125,40 @@ class TextCNN(Classifier):
         embedding.weight.requires_grad_(trainable)
         return embedding
 
-    def forward_features(self, token_ids: torch.Tensor) -> torch.Tensor:
-        # token_ids: N x L, padded with padding_idx at the end
+    def _embed(self, token_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """N x E x L embeddings and the N text lengths; token_ids is N x L, padded at the end."""
         lengths = (token_ids != self.config.padding_idx).sum(dim=1)  # N
         shortfall = max(self.config.kernel_sizes) - token_ids.shape[1]
-        if shortfall > 0:  # every width needs at least one window
+        if shortfall > 0 and not self.config.wide:  # every width needs at least one window
             token_ids = nn.functional.pad(token_ids, (0, shortfall), value=self.config.padding_idx)
         x = self.embedding(token_ids)  # N x L x E
         if self.static_embedding is not None:
             x = x + self.static_embedding(token_ids)
-        x = x.transpose(1, 2)  # N x E x L
+        return x.transpose(1, 2), lengths  # N x E x L
+
+    def forward_features(self, token_ids: torch.Tensor) -> torch.Tensor:
+        x, lengths = self._embed(token_ids)
         return self.ngrams(x, lengths)  # N x (F * widths)
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.dropout(features))  # N x num_classes
+
+    @torch.no_grad()
+    def ngram_evidence(self, token_ids: torch.Tensor):
+        """What drove each decision: for every filter, its pooled value, its weight in each
+        class's logit, and the token range of the window that won its max-pooling.
+
+        Returns ``(contributions N x classes x F', first N x F', last N x F')`` where F'
+        is all filters of all widths and contribution = classifier weight x pooled value
+        (the text analogue of a class activation map: the logit is their sum plus bias).
+        """
+        x, lengths = self._embed(token_ids)
+        parts = [branch.winning_tokens(x, lengths) for branch in self.ngrams.values()]
+        values = torch.cat([p[0] for p in parts], dim=1)  # N x F'
+        first = torch.cat([p[1] for p in parts], dim=1)
+        last = torch.cat([p[2] for p in parts], dim=1)
+        contributions = values[:, None, :] * self.classifier.weight[None]  # N x C x F'
+        return contributions, first, last
 
 
 @register_model(

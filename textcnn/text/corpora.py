@@ -19,7 +19,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("csv", "tsv", "jsonl", "fasttext", "folder")
+FORMATS = ("csv", "tsv", "jsonl", "fasttext", "folder", "lines")
 FASTTEXT_PREFIX = "__label__"
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
@@ -27,7 +27,9 @@ csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 @dataclass(frozen=True)
 class Example:
     text: str
-    label: str
+    label: str | None  # None when the reader was asked for unlabelled texts
+    line: int = 0  # line of the file where the row starts (0 for a document in a folder)
+    id: str | None = None  # the id column/key when one was named (a folder: the file name)
 
 
 @dataclass
@@ -78,9 +80,10 @@ class BadRow(ValueError):
 @dataclass
 class ReaderOptions:
     text_field: str = "text"  # column (CSV/TSV) or key (JSONL) holding the text
-    label_field: str = "label"  # column or key holding the label
+    label_field: str | None = "label"  # column or key holding the label; None: unlabelled
     skip_bad_rows: bool = False  # skip and count bad rows instead of stopping
-    format: str | None = None  # csv | tsv | jsonl | fasttext | folder; None: from the name
+    format: str | None = None  # csv|tsv|jsonl|fasttext|folder|lines; None: from the name
+    id_field: str | None = None  # column or key holding a row id (scoring)
 
 
 def detect_format(path: Path) -> str:
@@ -103,12 +106,28 @@ def detect_format(path: Path) -> str:
     return by_suffix[suffix]
 
 
-def _check(where: str, text: str | None, label: str | None) -> Example | BadRow:
+def _check(
+    where: str, line: int, text, label, options: ReaderOptions, id_=None
+) -> Example | BadRow:
     if text is None or not str(text).strip():
         return BadRow(where, "empty text", "empty text; fix the row or pass --skip-bad-rows")
-    if label is None or not str(label).strip():
+    if options.label_field is None:
+        label = None
+    elif label is None or not str(label).strip():
         return BadRow(where, "missing label", "missing label; fix the row or pass --skip-bad-rows")
-    return Example(str(text), str(label).strip())
+    else:
+        label = str(label).strip()
+    return Example(str(text), label, line, None if id_ is None else str(id_))
+
+
+def _required_fields(options: ReaderOptions) -> list[tuple[str, str]]:
+    """(name, flag) of every column/key the rows must have."""
+    fields = [(options.text_field, "--text-field")]
+    if options.label_field is not None:
+        fields.append((options.label_field, "--label-field"))
+    if options.id_field is not None:
+        fields.append((options.id_field, "--id-field"))
+    return fields
 
 
 def _decoded_lines(path: Path, bad: list[int]) -> Iterator[str]:
@@ -122,6 +141,14 @@ def _decoded_lines(path: Path, bad: list[int]) -> Iterator[str]:
                 yield "\n"
 
 
+def _undecodable(where: str) -> BadRow:
+    return BadRow(
+        where,
+        "undecodable bytes",
+        "bytes that are not UTF-8; re-save the file as UTF-8 or pass --skip-bad-rows",
+    )
+
+
 def _read_delimited(path: Path, options: ReaderOptions, delimiter: str) -> Iterator[Example]:
     bad_lines: list[int] = []
     reader = csv.reader(_decoded_lines(path, bad_lines), delimiter=delimiter)
@@ -129,24 +156,19 @@ def _read_delimited(path: Path, options: ReaderOptions, delimiter: str) -> Itera
     if header is None:
         raise ValueError(f"{path}: the file is empty; it needs a header row and data rows")
     header = [h.strip() for h in header]
-    for name, flag in (
-        (options.text_field, "--text-field"),
-        (options.label_field, "--label-field"),
-    ):
+    for name, flag in _required_fields(options):
         if name not in header:
             raise ValueError(
                 f"{path}:1: no column {name!r} in the header (columns: {', '.join(header)}); "
                 f"name the right one with {flag}"
             )
-    text_at, label_at = header.index(options.text_field), header.index(options.label_field)
+    columns = {name: header.index(name) for name, _ in _required_fields(options)}
+    line = reader.line_num
     for row in reader:
-        where = f"{path}:{reader.line_num}"
+        start, line = line + 1, reader.line_num  # a quoted field may span several lines
+        where = f"{path}:{start}"
         if bad_lines:
-            yield BadRow(
-                f"{path}:{bad_lines.pop()}",
-                "undecodable bytes",
-                "bytes that are not UTF-8; re-save the file as UTF-8 or pass --skip-bad-rows",
-            )
+            yield _undecodable(f"{path}:{bad_lines.pop()}")
             continue
         if not row:
             continue  # blank line
@@ -158,7 +180,15 @@ def _read_delimited(path: Path, options: ReaderOptions, delimiter: str) -> Itera
                 "quote fields that contain the delimiter or pass --skip-bad-rows",
             )
             continue
-        yield _check(where, row[text_at], row[label_at])
+        values = {name: row[at] for name, at in columns.items()}
+        yield _check(
+            where,
+            start,
+            values[options.text_field],
+            values.get(options.label_field),
+            options,
+            values.get(options.id_field),
+        )
 
 
 def _read_jsonl(path: Path, options: ReaderOptions) -> Iterator[Example]:
@@ -167,7 +197,7 @@ def _read_jsonl(path: Path, options: ReaderOptions) -> Iterator[Example]:
         where = f"{path}:{number}"
         if bad_lines:
             bad_lines.clear()
-            yield BadRow(where, "undecodable bytes", "bytes that are not UTF-8; re-save as UTF-8")
+            yield _undecodable(where)
             continue
         if not line.strip():
             continue
@@ -179,20 +209,24 @@ def _read_jsonl(path: Path, options: ReaderOptions) -> Iterator[Example]:
         if not isinstance(record, dict):
             yield BadRow(where, "bad json", "each line must be a JSON object")
             continue
-        for name, flag in (
-            (options.text_field, "--text-field"),
-            (options.label_field, "--label-field"),
-        ):
-            if name not in record:
-                yield BadRow(
-                    where,
-                    f"missing key {name!r}",
-                    f"no key {name!r} (keys: {', '.join(record)}); name it with {flag}",
-                )
-                break
-        else:
-            label = record[options.label_field]
-            yield _check(where, record[options.text_field], None if label is None else str(label))
+        missing = [(name, flag) for name, flag in _required_fields(options) if name not in record]
+        if missing:
+            name, flag = missing[0]
+            yield BadRow(
+                where,
+                f"missing key {name!r}",
+                f"no key {name!r} (keys: {', '.join(record)}); name it with {flag}",
+            )
+            continue
+        label = record.get(options.label_field) if options.label_field else None
+        yield _check(
+            where,
+            number,
+            record[options.text_field],
+            None if label is None else str(label),
+            options,
+            record.get(options.id_field),
+        )
 
 
 def _read_fasttext(path: Path, options: ReaderOptions) -> Iterator[Example]:
@@ -201,14 +235,14 @@ def _read_fasttext(path: Path, options: ReaderOptions) -> Iterator[Example]:
         where = f"{path}:{number}"
         if bad_lines:
             bad_lines.clear()
-            yield BadRow(where, "undecodable bytes", "bytes that are not UTF-8; re-save as UTF-8")
+            yield _undecodable(where)
             continue
         if not line.strip():
             continue
         labels, words = [], line.split()
         while words and words[0].startswith(FASTTEXT_PREFIX):
             labels.append(words.pop(0)[len(FASTTEXT_PREFIX) :])
-        if not labels:
+        if not labels and options.label_field is not None:
             yield BadRow(
                 where, "missing label", f"no label; lines start with {FASTTEXT_PREFIX}LABEL"
             )
@@ -220,7 +254,18 @@ def _read_fasttext(path: Path, options: ReaderOptions) -> Iterator[Example]:
                 f"{len(labels)} labels; this classifier takes one label per text",
             )
             continue
-        yield _check(where, " ".join(words), labels[0])
+        yield _check(where, number, " ".join(words), labels[0] if labels else None, options)
+
+
+def _read_lines(path: Path, options: ReaderOptions) -> Iterator[Example]:
+    """One unlabelled text per line; blank lines are skipped (the row id is the line number)."""
+    bad_lines: list[int] = []
+    for number, line in enumerate(_decoded_lines(path, bad_lines), start=1):
+        if bad_lines:
+            bad_lines.clear()
+            yield _undecodable(f"{path}:{number}")
+        elif line.strip():
+            yield Example(line.rstrip("\r\n"), None, number)
 
 
 def _read_folder(path: Path, options: ReaderOptions) -> Iterator[Example]:
@@ -238,7 +283,7 @@ def _read_folder(path: Path, options: ReaderOptions) -> Iterator[Example]:
             except UnicodeDecodeError:
                 yield BadRow(str(file), "undecodable bytes", "not UTF-8 text; re-save it as UTF-8")
                 continue
-            yield _check(str(file), text, folder.name)
+            yield _check(str(file), 0, text, folder.name, options, str(file.relative_to(path)))
 
 
 def iter_examples(
@@ -255,6 +300,8 @@ def iter_examples(
         raise ValueError(f"unknown format {fmt!r}; choose one of {FORMATS}")
     if fmt == "folder":
         rows = _read_folder(path, options)
+    elif fmt == "lines":
+        rows = _read_lines(path, options)
     elif fmt == "jsonl":
         rows = _read_jsonl(path, options)
     elif fmt == "fasttext":

@@ -44,6 +44,7 @@ class ModelSettings:
     num_filters: int = 100
     dropout: float = 0.5
     embedding_mode: str = "rand"  # rand | static | non-static | multichannel
+    wide: bool = True  # Kim's wide convolution (n-grams at the text's edges count too)
 
 
 @dataclass

@@ -159,6 +159,7 @@ def fit_text(
         dropout=config.model.dropout,
         embedding_mode=mode,
         padding_idx=PAD_ID,
+        wide=config.model.wide,
     )
     torch.manual_seed(config.training.seed)
     model = TextCNN(model_config, None if init is None else init.matrix)

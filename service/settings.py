@@ -1,0 +1,34 @@
+"""Service settings from the environment (prefix ``TEXTCNN_``), read when the app is made."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TEXTCNN_", env_file=None)
+
+    model_dir: Path = Path("runs/tweets/model-best")  # TEXTCNN_MODEL_DIR
+    api_key: SecretStr | None = None  # requests need "Authorization: Bearer <key>" when set
+    max_texts_per_request: int = Field(256, ge=1)
+    max_text_chars: int = Field(10_000, ge=1)
+    max_body_bytes: int = Field(1_000_000, ge=1)
+    max_batch_size: int = Field(64, ge=1)  # texts per forward pass (micro-batching)
+    max_wait_ms: float = Field(2.0, ge=0)  # how long a batch waits for more requests
+    torch_threads: int | None = Field(None, ge=1)  # None: torch's default
+    cors_origins: list[str] = []  # CORS is off unless origins are given
+    explain_spans: int = Field(5, ge=1, le=50)
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _empty_key_means_none(cls, value):
+        return None if value is None or str(value).strip() == "" else value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

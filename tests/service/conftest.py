@@ -1,0 +1,77 @@
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import tiny_config, tiny_texts, write_tsv
+from textcnn.training.text import train_text
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("served")
+    data = write_tsv(tmp / "train.tsv", tiny_texts(80))
+    # a short maximum length, so that truncation is easy to provoke
+    return train_text(tiny_config(data, tmp / "run", max_length=12, epochs=8))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    def __init__(self, model_dir: Path, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        environment = {**os.environ, **{f"TEXTCNN_{k.upper()}": v for k, v in env.items()}}
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "textcnn.cli",
+                "serve",
+                "--model",
+                str(model_dir),
+                "--port",
+                str(self.port),
+            ],
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.process.stdout.read()}")
+            try:
+                if httpx.get(f"{self.url}/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("server not ready within 60 s")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+@pytest.fixture(scope="session")
+def server(model_dir):
+    running = Server(
+        model_dir, max_texts_per_request="150", max_text_chars="2000", max_body_bytes="20000"
+    )
+    yield running
+    running.stop()

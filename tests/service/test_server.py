@@ -1,0 +1,163 @@
+"""The real server: `textcnn serve` in a subprocess on 127.0.0.1 and a free port."""
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+import textcnn
+from tests.conftest import tiny_texts
+from tests.service.conftest import Server
+
+TEXTS = [text for text, _ in tiny_texts(100, seed=3)]
+
+
+def classify(server, body, **kwargs):
+    return httpx.post(f"{server.url}/classify", json=body, timeout=30, **kwargs)
+
+
+def test_probes_and_info(server, model_dir):
+    assert httpx.get(f"{server.url}/health").json() == {"status": "ok"}
+    assert httpx.get(f"{server.url}/ready").status_code == 200
+    info = httpx.get(f"{server.url}/info").json()
+    assert info["labels"] == ["negative", "positive"]
+    assert info["max_length_tokens"] == 12
+    assert info["max_texts_per_request"] == 150
+    assert "dev" in info["metrics"]
+    assert httpx.get(f"{server.url}/docs").status_code == 200
+
+
+def test_one_text_and_a_batch_match_the_library(server, model_dir):
+    classifier = textcnn.load(model_dir)
+    one = classify(server, {"text": TEXTS[0]})
+    assert one.status_code == 200
+    body = one.json()
+    assert body["model"]["name"] == "run" and len(body["model"]["version"]) == 12
+    [result] = body["results"]
+    expected = classifier.predict([TEXTS[0]])[0][0]
+    assert result["label"] == expected.label
+    assert result["score"] == pytest.approx(expected.score, abs=1e-5)
+    assert len(result["labels"]) == 1 and result["explanation"] is None
+
+    batch = classify(server, {"texts": TEXTS, "top_k": None}).json()["results"]
+    expected = classifier.predict(TEXTS, top_k=None)
+    assert len(batch) == 100
+    for got, want in zip(batch, expected, strict=True):
+        assert [x["label"] for x in got["labels"]] == [p.label for p in want]
+        assert [x["score"] for x in got["labels"]] == pytest.approx(
+            [p.score for p in want], abs=1e-5
+        )
+
+
+def test_explanations_are_spans_of_the_input(server):
+    text = "Honestly,   the plot was GREAT and the actors were wonderful!"
+    [result] = classify(server, {"text": text, "explain": True}).json()["results"]
+    spans = result["explanation"]
+    assert spans
+    for span in spans:
+        assert text[span["start"] : span["end"]] == span["text"]
+        assert span["text"] in text and span["weight"] > 0
+
+
+def test_long_texts_are_truncated_and_flagged(server):
+    results = classify(server, {"texts": ["good " * 40, "good film"]}).json()["results"]
+    assert [r["truncated"] for r in results] == [True, False]
+
+
+def test_metrics_count_requests_by_route_and_status(server):
+    classify(server, {"text": "fine"})
+    classify(server, {"texts": []})
+    text = httpx.get(f"{server.url}/metrics").text
+    assert 'textcnn_requests_total{route="/classify",status="200"}' in text
+    assert 'textcnn_requests_total{route="/classify",status="422"}' in text
+    assert "textcnn_request_seconds_bucket" in text and "textcnn_batch_size_bucket" in text
+
+
+SECRET = "my private review text"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"texts": []}, "body.texts"),
+        ({"text": "   \n"}, "body.text"),
+        ({"texts": ["fine", " "]}, "body.texts"),
+        ({"text": 5}, "body.text"),
+        ({"texts": SECRET}, "body.texts"),
+        ({"text": SECRET, "texts": [SECRET]}, "body"),
+        ({}, "body"),
+        ({"text": SECRET, "top_k": 0}, "body.top_k"),
+        ({"text": SECRET, "mood": "happy"}, "body.mood"),
+    ],
+)
+def test_bad_requests_are_422_naming_the_field_without_echoing_input(server, body, field):
+    response = classify(server, body)
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert any(d["field"] == field for d in detail), detail
+    assert SECRET not in response.text
+
+
+def test_malformed_json_is_422(server):
+    response = httpx.post(
+        f"{server.url}/classify",
+        content=b'{"text": "' + SECRET.encode(),
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 422
+    assert SECRET not in response.text
+
+
+def test_limits_are_413(server):
+    assert classify(server, {"texts": ["fine"] * 151}).status_code == 413
+    assert classify(server, {"text": "a" * 2001}).status_code == 413
+    too_big = json.dumps({"text": "word " * 5000}).encode()  # over 20,000 bytes
+    response = httpx.post(
+        f"{server.url}/classify", content=too_big, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+    chunks = (b"x" * 1000 for _ in range(30))  # no Content-Length: counted as it arrives
+    response = httpx.post(
+        f"{server.url}/classify", content=chunks, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+
+
+def test_concurrent_clients_get_the_sequential_answers(server, model_dir):
+    classifier = textcnn.load(model_dir)
+    texts = [text for text, _ in tiny_texts(200, seed=11)]
+    expected = [p[0] for p in classifier.predict(texts)]
+
+    with httpx.Client(timeout=30) as client:
+
+        def ask(text):
+            response = client.post(f"{server.url}/classify", json={"text": text})
+            return response.status_code, response.json()["results"][0]
+
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            answers = list(pool.map(ask, texts))
+    assert all(status == 200 for status, _ in answers)
+    for (_, got), want in zip(answers, expected, strict=True):
+        assert got["label"] == want.label
+        assert got["score"] == pytest.approx(want.score, abs=1e-5)
+
+
+def test_api_key(model_dir):
+    secured = Server(model_dir, api_key="s3cret")
+    try:
+        url = secured.url
+        assert httpx.get(f"{url}/health").status_code == 200  # liveness stays open
+        assert httpx.post(f"{url}/classify", json={"text": "good"}).status_code == 401
+        wrong = {"Authorization": "Bearer nope"}
+        assert (
+            httpx.post(f"{url}/classify", json={"text": "good"}, headers=wrong).status_code == 401
+        )
+        right = {"Authorization": "Bearer s3cret"}
+        assert (
+            httpx.post(f"{url}/classify", json={"text": "good"}, headers=right).status_code == 200
+        )
+        assert httpx.get(f"{url}/info").status_code == 401
+        assert httpx.get(f"{url}/info", headers=right).status_code == 200
+    finally:
+        secured.stop()

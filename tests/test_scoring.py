@@ -1,0 +1,117 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+import textcnn
+from tests.conftest import tiny_config, tiny_texts, write_tsv
+from textcnn.cli import app
+from textcnn.scoring import score_file
+from textcnn.training.text import train_text
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("scorer")
+    return train_text(tiny_config(write_tsv(tmp / "train.tsv", tiny_texts()), tmp / "run"))
+
+
+@pytest.fixture(scope="module")
+def big_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("big") / "texts.txt"
+    texts = [text for text, _ in tiny_texts(500, seed=2)]
+    path.write_text("".join(f"{texts[i % 500]} {i}\n" for i in range(50_000)))
+    return path
+
+
+def ids_of(path):
+    return [json.loads(line)["id"] for line in path.read_text().splitlines()]
+
+
+def test_fifty_thousand_lines_in_order(model_dir, big_file, tmp_path):
+    out = tmp_path / "scores.jsonl"
+    summary = score_file(textcnn.load(model_dir), str(big_file), str(out), progress=False)
+    assert summary.rows == 50_000
+    assert ids_of(out) == [str(i) for i in range(1, 50_001)]
+    assert sum(summary.labels.values()) == 50_000
+
+
+def test_killed_and_resumed_gives_every_row_exactly_once(model_dir, big_file, tmp_path):
+    out = tmp_path / "scores.jsonl"
+    command = [
+        sys.executable,
+        "-m",
+        "textcnn.cli",
+        "score",
+        str(model_dir),
+        str(big_file),
+        "-o",
+        str(out),
+        "--chunk-size",
+        "500",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not out.exists() or out.stat().st_size < 200_000):
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    written = out.read_text().count("\n")
+    assert 0 < written < 50_000, "the run was not interrupted part-way"
+    with open(out, "a") as handle:  # and a torn last row, as a crash mid-write leaves
+        handle.write('{"id": "999999", "lab')
+    result = runner.invoke(
+        app, ["score", str(model_dir), str(big_file), "-o", str(out), "--resume"]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"after {written} already written" in result.output
+    assert ids_of(out) == [str(i) for i in range(1, 50_001)]
+
+
+def test_csv_in_csv_out_with_ids_and_all_scores(model_dir, tmp_path):
+    source = tmp_path / "in.csv"
+    source.write_text('key,body\nA7,"a good, fun film"\nB2,boring plot\n')
+    out = tmp_path / "out.csv"
+    result = runner.invoke(
+        app,
+        [
+            "score",
+            str(model_dir),
+            str(source),
+            "-o",
+            str(out),
+            "--text-field",
+            "body",
+            "--id-field",
+            "key",
+            "--all-scores",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    lines = out.read_text().splitlines()
+    assert lines[0] == "id,label,score,truncated,score_negative,score_positive"
+    assert [line.split(",")[0] for line in lines[1:]] == ["A7", "B2"]
+    assert "scored 2 rows" in result.output and "rows/s" in result.output
+
+
+def test_stdin_to_stdout(model_dir):
+    result = runner.invoke(app, ["score", str(model_dir), "-"], input="good film\n\nawful\n")
+    rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert [r["id"] for r in rows] == ["1", "3"]
+
+
+def test_refuses_to_overwrite_without_resume(model_dir, tmp_path):
+    source = tmp_path / "in.txt"
+    source.write_text("good\n")
+    out = tmp_path / "out.jsonl"
+    out.write_text('{"id": "1"}\n')
+    result = runner.invoke(app, ["score", str(model_dir), str(source), "-o", str(out)])
+    assert result.exit_code == 1 and "--resume" in result.output
+    assert out.read_text() == '{"id": "1"}\n'

@@ -1,0 +1,162 @@
+"""Batch scoring of large files: streamed in chunks, in input order, resumable.
+
+Input: CSV/TSV/JSONL (text and optional id columns) or plain text, one text
+per line (a ``.txt`` file or standard input). Output: JSONL or CSV (by the
+output's extension) with the row id, label, score and, on request, the score
+of every label. ``resume=True`` counts the complete rows already written,
+drops a partly written last row, and continues after them, so an
+interrupted run ends with every row exactly once.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import TextIO
+
+from tqdm.auto import tqdm
+
+from .classifier import TextClassifier
+from .text.corpora import ReaderOptions, ReadReport, detect_format, iter_examples
+
+
+@dataclass
+class ScoreSummary:
+    rows: int = 0  # rows written by this run
+    resumed_after: int = 0  # rows found already written
+    seconds: float = 0.0
+    labels: Counter = field(default_factory=Counter)
+    read: ReadReport = field(default_factory=ReadReport)  # rows read and bad rows skipped
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds else 0.0
+
+
+def _input_format(path: str, given: str | None) -> str:
+    if given:
+        return given
+    if path == "-" or Path(path).suffix.lower() == ".txt":
+        return "lines"  # plain text: one text per line
+    return detect_format(Path(path))
+
+
+def _rows(path: str, options: ReaderOptions, report: ReadReport) -> Iterator[tuple[str, str]]:
+    """(row id, text) pairs; the id is the id column, else the line number."""
+    if path == "-":  # standard input: one text per line
+        for number, line in enumerate(sys.stdin, start=1):
+            if line.strip():
+                yield str(number), line.rstrip("\r\n")
+        return
+    for example in iter_examples(path, options, report):
+        yield example.id if example.id is not None else str(example.line), example.text
+
+
+def _complete_rows(path: Path, csv_output: bool) -> int:
+    """Rows already written to ``path``; a partly written last line is cut off first."""
+    if not path.exists():
+        return 0
+    with path.open("rb+") as handle:
+        data = handle.read()
+        end = data.rfind(b"\n") + 1  # everything after the last newline is a torn row
+        if end < len(data):
+            handle.truncate(end)
+    lines = data[:end].count(b"\n")
+    return max(lines - 1, 0) if csv_output else lines
+
+
+class _Writer:
+    def __init__(
+        self, handle: TextIO, csv_output: bool, labels: list[str], all_scores: bool, header: bool
+    ) -> None:
+        self.handle = handle
+        self.labels = labels
+        self.all_scores = all_scores
+        self.csv = csv.writer(handle, lineterminator="\n") if csv_output else None
+        if self.csv and header:
+            extra = [f"score_{label}" for label in labels] if all_scores else []
+            self.csv.writerow(["id", "label", "score", "truncated", *extra])
+
+    def write(self, row_id: str, result) -> None:
+        top = result.predictions[0]
+        if self.csv:
+            extra = []
+            if self.all_scores:
+                scores = {p.label: p.score for p in result.predictions}
+                extra = [f"{scores[label]:.6f}" for label in self.labels]
+            self.csv.writerow(
+                [row_id, top.label, f"{top.score:.6f}", int(result.truncated), *extra]
+            )
+        else:
+            record = {"id": row_id, "label": top.label, "score": round(top.score, 6)}
+            if result.truncated:
+                record["truncated"] = True
+            if self.all_scores:
+                record["scores"] = {p.label: round(p.score, 6) for p in result.predictions}
+            self.handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def score_file(
+    classifier: TextClassifier,
+    input_path: str,
+    output: str | None = None,
+    *,
+    input_format: str | None = None,
+    text_field: str = "text",
+    id_field: str | None = None,
+    all_scores: bool = False,
+    chunk_size: int = 2048,
+    resume: bool = False,
+    skip_bad_rows: bool = False,
+    progress: bool = True,
+) -> ScoreSummary:
+    """Score every text of ``input_path`` ("-": stdin) into ``output`` (None: stdout)."""
+    fmt = _input_format(input_path, input_format)
+    options = ReaderOptions(text_field, None, skip_bad_rows, fmt, id_field)
+    if input_path != "-" and not Path(input_path).exists():
+        raise ValueError(f"{input_path}: no such file")
+    csv_output = output is not None and Path(output).suffix.lower() in (".csv", ".tsv")
+    summary = ScoreSummary()
+    if resume:
+        if output is None:
+            raise ValueError("--resume needs an output file (-o)")
+        summary.resumed_after = _complete_rows(Path(output), csv_output)
+    elif output is not None and Path(output).exists() and Path(output).stat().st_size:
+        raise ValueError(f"{output} exists; pass --resume to continue it or remove it first")
+    rows = islice(_rows(input_path, options, summary.read), summary.resumed_after, None)
+    started = time.perf_counter()
+    stdout = output is None
+    handle = sys.stdout if stdout else open(output, "a", encoding="utf-8", newline="")  # noqa: SIM115
+    try:
+        writer = _Writer(
+            handle, csv_output, classifier.labels, all_scores, header=summary.resumed_after == 0
+        )
+        bar = tqdm(
+            unit="rows",
+            initial=summary.resumed_after,
+            disable=None if progress else True,
+            desc="scoring",
+            file=sys.stderr,
+        )
+        while chunk := list(islice(rows, chunk_size)):
+            ids, texts = zip(*chunk, strict=True)
+            results = classifier.classify(list(texts), top_k=None if all_scores else 1)
+            for row_id, result in zip(ids, results, strict=True):
+                writer.write(row_id, result)
+                summary.labels[result.predictions[0].label] += 1
+            handle.flush()  # a chunk is on disk before the next one starts
+            summary.rows += len(chunk)
+            bar.update(len(chunk))
+        bar.close()
+    finally:
+        if handle is not sys.stdout:
+            handle.close()
+    summary.seconds = time.perf_counter() - started
+    return summary
