@@ -24,6 +24,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..artifacts import atomic_directory, load_tensors, read_json, save_tensors, write_json
+from .optim import LazyAdadelta
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +85,15 @@ def pick_device(name: str = "auto") -> torch.device:
 def make_optimizer(params, settings: FitSettings) -> torch.optim.Optimizer:
     params = [p for p in params if p.requires_grad]
     if settings.optimizer == "adadelta":
-        return torch.optim.Adadelta(
-            params, lr=settings.lr or 1.0, rho=0.95, eps=1e-6, weight_decay=settings.weight_decay
-        )
+        if settings.weight_decay:  # decay touches every row: the dense optimizer
+            return torch.optim.Adadelta(
+                params,
+                lr=settings.lr or 1.0,
+                rho=0.95,
+                eps=1e-6,
+                weight_decay=settings.weight_decay,
+            )
+        return LazyAdadelta(params, lr=settings.lr or 1.0, rho=0.95, eps=1e-6)
     return torch.optim.AdamW(params, lr=settings.lr or 1e-3, weight_decay=settings.weight_decay)
 
 
@@ -146,6 +153,10 @@ class Trainer:
         self.workdir = Path(workdir)
         self.class_weights = None if class_weights is None else class_weights.to(self.device)
         self.optimizer = make_optimizer(self.model.parameters(), settings)
+        if isinstance(self.optimizer, LazyAdadelta):
+            for module in self.model.modules():  # row-sparse gradients for trained embeddings
+                if isinstance(module, nn.Embedding) and module.weight.requires_grad:
+                    module.sparse = True
         self.classifier = last_linear(self.model)
         self.amp_dtype = None
         self.scaler = None
