@@ -243,7 +243,8 @@ def train(
             model_dir = train_text(cfg, resume=resume)
         except KeyboardInterrupt:
             Console(stderr=True).print(
-                f"interrupted; continue with: textcnn train --output {cfg.data.output} --resume"
+                "interrupted; continue with: "
+                f"textcnn train --output {cfg.data.run_folder()} --resume"
             )
             raise typer.Exit(130) from None
     metrics = json.loads((model_dir / "config.json").read_text())["metrics"]

@@ -191,16 +191,24 @@ def _read_delimited(path: Path, options: ReaderOptions, delimiter: str) -> Itera
         )
 
 
-def _read_jsonl(path: Path, options: ReaderOptions) -> Iterator[Example]:
+def _numbered_lines(path: Path) -> Iterator[tuple[int, str] | BadRow]:
+    """(line number, line) of every non-blank line; an undecodable line as a BadRow."""
     bad_lines: list[int] = []
     for number, line in enumerate(_decoded_lines(path, bad_lines), start=1):
-        where = f"{path}:{number}"
         if bad_lines:
             bad_lines.clear()
-            yield _undecodable(where)
+            yield _undecodable(f"{path}:{number}")
+        elif line.strip():
+            yield number, line
+
+
+def _read_jsonl(path: Path, options: ReaderOptions) -> Iterator[Example]:
+    for item in _numbered_lines(path):
+        if isinstance(item, BadRow):
+            yield item
             continue
-        if not line.strip():
-            continue
+        number, line = item
+        where = f"{path}:{number}"
         try:
             record = json.loads(line)
         except json.JSONDecodeError as error:
@@ -230,15 +238,12 @@ def _read_jsonl(path: Path, options: ReaderOptions) -> Iterator[Example]:
 
 
 def _read_fasttext(path: Path, options: ReaderOptions) -> Iterator[Example]:
-    bad_lines: list[int] = []
-    for number, line in enumerate(_decoded_lines(path, bad_lines), start=1):
+    for item in _numbered_lines(path):
+        if isinstance(item, BadRow):
+            yield item
+            continue
+        number, line = item
         where = f"{path}:{number}"
-        if bad_lines:
-            bad_lines.clear()
-            yield _undecodable(where)
-            continue
-        if not line.strip():
-            continue
         labels, words = [], line.split()
         while words and words[0].startswith(FASTTEXT_PREFIX):
             labels.append(words.pop(0)[len(FASTTEXT_PREFIX) :])
@@ -259,13 +264,8 @@ def _read_fasttext(path: Path, options: ReaderOptions) -> Iterator[Example]:
 
 def _read_lines(path: Path, options: ReaderOptions) -> Iterator[Example]:
     """One unlabelled text per line; blank lines are skipped (the row id is the line number)."""
-    bad_lines: list[int] = []
-    for number, line in enumerate(_decoded_lines(path, bad_lines), start=1):
-        if bad_lines:
-            bad_lines.clear()
-            yield _undecodable(f"{path}:{number}")
-        elif line.strip():
-            yield Example(line.rstrip("\r\n"), None, number)
+    for item in _numbered_lines(path):
+        yield item if isinstance(item, BadRow) else Example(item[1].rstrip("\r\n"), None, item[0])
 
 
 def _read_folder(path: Path, options: ReaderOptions) -> Iterator[Example]:

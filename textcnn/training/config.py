@@ -25,7 +25,11 @@ class DataConfig:
     label_field: str = "label"  # CSV/TSV column or JSONL key of the label
     skip_bad_rows: bool = False  # skip and count bad rows instead of stopping at the first
     dev_fraction: float = 0.1  # stratified share of the training data held out for dev
-    output: str = "runs/model"  # run folder: model-best/, model-last/, metrics.jsonl
+    output: str | None = None  # run folder (model-best/, model-last/, ...); None: runs/<data name>
+
+    def run_folder(self) -> Path:
+        """``output``, or ``runs/`` plus the name of the data (``runs/tweets``, ``runs/train``)."""
+        return Path(self.output) if self.output else Path("runs") / Path(self.data.rstrip("/")).stem
 
 
 @dataclass

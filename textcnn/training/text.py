@@ -201,16 +201,10 @@ def evaluate(classifier: TextClassifier, corpus: Corpus, name: str = "") -> dict
     return report
 
 
-def write_model_dir(
-    path: Path,
-    classifier: TextClassifier,
-    state: dict[str, torch.Tensor],
-    meta: dict,
-    metrics: dict,
-) -> None:
+def write_model_dir(path: Path, classifier: TextClassifier, meta: dict, metrics: dict) -> None:
     """config.json, tokenizer.json, model.safetensors, metrics.json, confusion.png; atomically."""
     with atomic_directory(path) as tmp:
-        save_tensors(state, tmp / WEIGHTS_FILE)
+        save_tensors(classifier.model.state_dict(), tmp / WEIGHTS_FILE)
         save_tokenizer(classifier.tokenizer, tmp / TOKENIZER_FILE)
         write_json(tmp / "metrics.json", metrics)
         shown = metrics.get("test") or metrics.get("dev")
@@ -231,7 +225,7 @@ def train_text(
     config: TrainConfig, resume: bool = False, on_epoch_end: Callable[[dict], None] | None = None
 ) -> Path:
     """Train, evaluate, write ``output/model-best`` and ``output/model-last``; return model-best."""
-    output = Path(config.data.output)
+    output = config.data.run_folder()
     splits = load_splits(config)
     log.info(
         "data: %d train, %d dev%s examples; labels %s",
@@ -269,22 +263,12 @@ def train_text(
     best_metrics = {"dev": evaluate(classifier, splits.dev, "dev")}
     if splits.test:
         best_metrics["test"] = evaluate(classifier, splits.test, "test")
-    write_model_dir(
-        output / "model-best",
-        classifier,
-        {k: v for k, v in classifier.model.state_dict().items()},
-        meta,
-        best_metrics,
-    )
+    write_model_dir(output / "model-best", classifier, meta, best_metrics)
     last = TextClassifier(TextCNN(fitted.model_config), classifier.tokenizer, classifier.labels)
     last.model.load_state_dict(fitted.last_state)
     last_metrics = {"dev": evaluate(last, splits.dev, "dev")}
     write_model_dir(
-        output / "model-last",
-        last,
-        fitted.last_state,
-        {**meta, "epoch": len(fitted.history)},
-        last_metrics,
+        output / "model-last", last, {**meta, "epoch": len(fitted.history)}, last_metrics
     )
     return output / "model-best"
 
@@ -294,7 +278,7 @@ def cross_validate(
 ) -> dict:
     """k-fold cross-validation: each fold is tested once, the rest trained on with a dev split."""
     corpus = read_data(config.data.data, config)
-    output = Path(config.data.output)
+    output = config.data.run_folder()
     results = []
     for i, test_indices in enumerate(stratified_folds(corpus.labels, folds, config.training.seed)):
         held = set(test_indices)
