@@ -14,6 +14,9 @@ TEXTS = ["The movie was GREAT, really great!", "A dull, boring film.", "great fu
 def test_word_tokenizer_lowercases_and_splits_punctuation():
     tokenizer = train_tokenizer(TEXTS, TokenizerConfig())
     assert tokenizer.encode("Great, GREAT!").tokens == ["great", ",", "great", "!"]
+    assert train_tokenizer(["it does n't , it's"], TokenizerConfig()).encode(
+        "It doesn't, it's!"
+    ).tokens == ["it", "does", "n't", ",", "it", "'s", "[UNK]"]
     assert tokenizer.token_to_id("[PAD]") == PAD_ID
     assert tokenizer.encode("unseen words").ids == [UNK_ID, UNK_ID]
 
