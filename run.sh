@@ -23,8 +23,10 @@ case "${1:-}" in
   serve)
     setup
     if [ ! -f "$MODEL/config.json" ]; then
-      echo "No model yet: training the default model on the built-in tweets corpus."
-      .venv/bin/textcnn train --data tweets --output runs/tweets
+      echo "No model yet: training the default model on the built-in tweets corpus (a few minutes)."
+      # 3 epochs and 64 tokens (tweets are short) keep the first start quick; train longer with
+      # textcnn train --data tweets --output runs/tweets
+      .venv/bin/textcnn train --data tweets --output runs/tweets --epochs 3 --set max_length=64
     fi
     echo
     echo "Serving $MODEL on http://127.0.0.1:8000 (API docs: /docs). Try:"
