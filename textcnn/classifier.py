@@ -157,10 +157,17 @@ class TextClassifier:
         return torch.tensor([index[label] for label in labels], dtype=torch.long)
 
 
-def load(path: str | Path, device: str | torch.device = "cpu") -> TextClassifier:
-    """Load a model directory written by ``textcnn train``; never unpickles anything."""
+def load(path: str | Path, device: str | torch.device = "cpu"):
+    """Load a model directory written by ``textcnn train``: a :class:`TextClassifier`, or an
+    ``ImageClassifier`` for an image model. Never unpickles anything."""
     path = Path(path)
     config = read_model_config(path)
+    if config.get("task") == "image":
+        from .images.classifier import load_image_classifier
+
+        classifier = load_image_classifier(path, config)
+        classifier.model.to(device)
+        return classifier
     if config.get("task") != "text" or config.get("architecture") != "textcnn":
         raise ValueError(
             f"{path}: a {config.get('task')!r}/{config.get('architecture')!r} model, "

@@ -196,6 +196,18 @@ OptimizerOpt = Annotated[str | None, typer.Option(help="adadelta|adamw")]
 DeviceOpt = Annotated[str | None, typer.Option(help="auto|cpu|cuda|mps")]
 SeedOpt = Annotated[int | None, typer.Option(help="random seed")]
 WeightsOpt = Annotated[str | None, typer.Option(help="none|balanced class weights in the loss")]
+TaskOpt = Annotated[str | None, typer.Option(help="text|image (default: text, image with --arch)")]
+ArchOpt = Annotated[
+    str | None, typer.Option(help="image architecture, e.g. lenet5, wrn_16_4 (`textcnn models`)")
+]
+ArchSetOpt = Annotated[
+    list[str] | None,
+    typer.Option(help="architecture setting KEY=VALUE, e.g. pool_mode=avg (repeatable)"),
+]
+AugmentOpt = Annotated[
+    bool | None, typer.Option("--augment/--no-augment", help="images: random crop and flip")
+]
+ImageSizeOpt = Annotated[int | None, typer.Option(help="images: resize to this side")]
 
 
 def train_config(config_file: Path | None, settings: list[str] | None, **flags):
@@ -204,6 +216,10 @@ def train_config(config_file: Path | None, settings: list[str] | None, **flags):
     overrides = {k: v for k, v in flags.items() if v is not None}
     if "tokenizer" in overrides:
         overrides["kind"] = overrides.pop("tokenizer")
+    if "arch_option" in overrides:
+        overrides["arch_options"] = parse_settings(overrides.pop("arch_option"))
+    if "arch" in overrides:
+        overrides.setdefault("task", "image")
     return TrainConfig.load(config_file, {**overrides, **parse_settings(settings or [])})
 
 
@@ -229,18 +245,25 @@ def train(
     device: DeviceOpt = None,
     seed: SeedOpt = None,
     class_weights: WeightsOpt = None,
+    task: TaskOpt = None,
+    arch: ArchOpt = None,
+    arch_option: ArchSetOpt = None,
+    augment: AugmentOpt = None,
+    image_size: ImageSizeOpt = None,
     set_: SetOpt = None,
     resume: Annotated[bool, typer.Option(help="continue the interrupted run in --output")] = False,
 ) -> None:
-    """Train a text classifier; writes OUTPUT/model-best and OUTPUT/model-last."""
+    """Train a text classifier (or, with --task image, an image one); writes OUTPUT/model-best
+    and OUTPUT/model-last."""
     settings = {k: v for k, v in locals().items() if k not in ("config", "set_", "resume")}
+    from .training.image import train_image
     from .training.text import train_text
 
     setup_logging()
     with user_errors():
         cfg = train_config(config, set_, **settings)
         try:
-            model_dir = train_text(cfg, resume=resume)
+            model_dir = (train_image if cfg.task == "image" else train_text)(cfg, resume=resume)
         except KeyboardInterrupt:
             Console(stderr=True).print(
                 "interrupted; continue with: "
@@ -302,16 +325,25 @@ def evaluate(
     png: Annotated[Path | None, typer.Option(help="write the confusion matrix as a PNG")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
 ) -> None:
-    """Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix."""
-    from .classifier import load
+    """Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix.
+
+    An image model takes a class folder, or fashion-mnist (its test split)."""
+    from .classifier import TextClassifier, load
+    from .images.data import read_images
     from .text.corpora import ReaderOptions, read_corpus
+    from .training.image import evaluate_images
     from .training.metrics import plot_confusion_matrix
     from .training.text import evaluate as evaluate_corpus
 
     with user_errors():
         classifier = load(model_dir)
-        corpus = read_corpus(data, ReaderOptions(text_field, label_field, skip_bad_rows, format))
-        report = evaluate_corpus(classifier, corpus)
+        if isinstance(classifier, TextClassifier):
+            options = ReaderOptions(text_field, label_field, skip_bad_rows, format)
+            report = evaluate_corpus(classifier, read_corpus(data, options))
+        else:
+            c = classifier
+            images = read_images(data, "test", c.channels, c.size, c.labels, skip_bad_rows)
+            report = evaluate_images(classifier, images)
         if png:
             plot_confusion_matrix(report, png)
     if as_json:
@@ -346,7 +378,8 @@ def predict(
     top_k: Annotated[int, typer.Option(min=1, help="labels per text")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per text")] = False,
 ) -> None:
-    """Classify texts given as arguments (or on standard input, one per line)."""
+    """Classify texts given as arguments (or on standard input, one per line); for an image
+    model, image files."""
     from .classifier import load
 
     with user_errors():
@@ -368,6 +401,37 @@ def predict(
         else:
             shown = ", ".join(f"{p.label} {p.score:.3f}" for p in predictions)
             typer.echo(f"{shown}\t{text}")
+
+
+@app.command()
+def cam(
+    model_dir: Annotated[Path, typer.Argument(help="an image model directory (model-best)")],
+    image: Annotated[Path, typer.Argument(help="an image file")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="PNG to write")] = Path("cam.png"),
+    label: Annotated[
+        str | None, typer.Option(help="show this class's map (default: the predicted class)")
+    ] = None,
+) -> None:
+    """Class activation map (Zhou et al. 2016): the image with the predicted class's heat map."""
+    from .classifier import TextClassifier, load
+    from .images.cam import save_overlay
+
+    with user_errors():
+        classifier = load(model_dir)
+        if isinstance(classifier, TextClassifier):
+            raise ValueError(
+                f"{model_dir}: a text model; class activation maps need an image model"
+            )
+        if label is not None and label not in classifier.labels:
+            raise ValueError(
+                f"unknown label {label!r}; the model knows {', '.join(classifier.labels)}"
+            )
+        picture = classifier.read(image)
+        prediction, heat = classifier.class_activation_map(picture, label)
+        save_overlay(picture, heat, output, f"{prediction.label} ({prediction.score:.2f})")
+    typer.echo(
+        f"{prediction.label} {prediction.score:.3f}: class activation map written to {output}"
+    )
 
 
 @app.command()

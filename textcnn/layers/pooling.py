@@ -137,6 +137,26 @@ class StochasticPool(nn.Module):
         return f"dim={self.dim}, kernel_size={self.kernel_size}, stride={self.stride}"
 
 
+class FractionalMaxPool(nn.FractionalMaxPool2d):
+    """Fractional max pooling (Graham 2014): shrinks by a non-integer ratio (1/√2 by default)
+    with pseudo-random pooling regions drawn anew for every batch in training.
+
+    In evaluation the regions are fixed (PyTorch would draw them at random there too), so a
+    trained model gives the same output for the same input every time.
+    """
+
+    def __init__(self, kernel_size: int, output_ratio: float = 2**-0.5) -> None:
+        super().__init__(kernel_size, output_ratio=output_ratio)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            return super().forward(x)
+        fixed = torch.full((x.shape[0], x.shape[1], 2), 0.5, dtype=x.dtype, device=x.device)
+        return F.fractional_max_pool2d(
+            x, self.kernel_size, output_ratio=self.output_ratio, _random_samples=fixed
+        )
+
+
 def pool(mode: PoolMode, dim: int, kernel_size: int, stride: int | None = None) -> nn.Module:
     """A local pooling layer by name, for the architectures whose pooling is a choice."""
     stride = stride or kernel_size
@@ -149,6 +169,5 @@ def pool(mode: PoolMode, dim: int, kernel_size: int, stride: int | None = None) 
     if mode == "fractional":
         if dim != 2:
             raise ValueError("fractional max pooling is only available in 2D")
-        # Graham (2014): shrink by a non-integer ratio (1/sqrt 2 here) with random windows.
-        return nn.FractionalMaxPool2d(kernel_size, output_ratio=2**-0.5)
+        return FractionalMaxPool(kernel_size)
     raise ValueError(f"unknown pooling {mode!r}; choose max, avg, stochastic or fractional")

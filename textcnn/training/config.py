@@ -1,8 +1,10 @@
 """Training settings: one dataclass per concern, filled from a TOML file and CLI flags.
 
 A TOML file has the sections ``[data]``, ``[tokenizer]``, ``[vectors]``,
-``[model]`` and ``[training]``; a flag overrides the key of the same name in
-whichever section has it (``--num-filters 200`` sets ``model.num_filters``).
+``[model]``, ``[image]`` and ``[training]``; a flag overrides the key of the same
+name in whichever section has it (``--num-filters 200`` sets ``model.num_filters``).
+``task = "image"`` trains an image architecture instead of the text CNN, with
+training defaults of its own (:data:`IMAGE_TRAINING`).
 """
 
 from __future__ import annotations
@@ -52,15 +54,43 @@ class ModelSettings:
 
 
 @dataclass
+class ImageSettings:
+    arch: str = "lenet5"  # a registered image model (`textcnn models`)
+    arch_options: dict = field(default_factory=dict)  # its settings, e.g. {"pool_mode": "avg"}
+    image_size: int | None = None  # resize to this side; None: the data's own (Fashion-MNIST: 28)
+    channels: int | None = None  # 1 grey | 3 RGB; None: 1 for Fashion-MNIST, 3 for folders
+    augment: bool = False  # random crop after crop_padding pixels of padding, plus flip
+    crop_padding: int = 2
+    flip: bool = True  # horizontal flips when augmenting
+    fashion_mnist_dir: str | None = None  # idx files; None: $TEXTCNN_FASHION_MNIST_DIR or Debian's
+
+
+#: Training defaults of ``task = "image"``: SGD with Nesterov momentum, cosine decay, weight decay.
+IMAGE_TRAINING = {
+    "optimizer": "sgd",
+    "lr": 0.05,
+    "schedule": "cosine",
+    "weight_decay": 5e-4,
+    "max_norm": 0.0,
+    "batch_size": 128,
+    "epochs": 15,
+    "patience": 0,
+}
+
+
+@dataclass
 class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     vectors: VectorsConfig = field(default_factory=VectorsConfig)
     model: ModelSettings = field(default_factory=ModelSettings)
+    image: ImageSettings = field(default_factory=ImageSettings)
     training: FitSettings = field(default_factory=FitSettings)
     class_weights: str = "none"  # none | balanced: weigh the loss by inverse class frequency
+    task: str = "text"  # text | image
 
-    SECTIONS = ("data", "tokenizer", "vectors", "model", "training")
+    SECTIONS = ("data", "tokenizer", "vectors", "model", "image", "training")
+    TOP_LEVEL = ("class_weights", "task")
 
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: dict | None = None) -> TrainConfig:
@@ -83,16 +113,22 @@ class TrainConfig:
                 top[key] = value
         owners = {f.name: name for name in cls.SECTIONS for f in fields(cls._section_type(name))}
         for key, value in {**top, **(overrides or {})}.items():
-            if key == "class_weights":
+            if key in cls.TOP_LEVEL:
                 top[key] = value
             elif key in owners:
                 sections[owners[key]][key] = value
             else:
                 raise ValueError(
                     f"unknown setting {key!r}; known settings: "
-                    f"{', '.join(sorted([*owners, 'class_weights']))}"
+                    f"{', '.join(sorted([*owners, *cls.TOP_LEVEL]))}"
                 )
         config = cls()
+        config.task = top.get("task", "text")
+        if config.task not in ("text", "image"):
+            raise ValueError(f"task must be text or image, got {config.task!r}")
+        if config.task == "image":
+            sections["training"] = {**IMAGE_TRAINING, **sections["training"]}
+            sections["data"].setdefault("data", "fashion-mnist")
         for name in cls.SECTIONS:
             section_type = cls._section_type(name)
             known = {f.name for f in fields(section_type)}
@@ -114,10 +150,12 @@ class TrainConfig:
             "tokenizer": TokenizerConfig,
             "vectors": VectorsConfig,
             "model": ModelSettings,
+            "image": ImageSettings,
             "training": FitSettings,
         }[name]
 
     def to_dict(self) -> dict:
         return {name: asdict(getattr(self, name)) for name in self.SECTIONS} | {
-            "class_weights": self.class_weights
+            "class_weights": self.class_weights,
+            "task": self.task,
         }

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import statistics
-import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,15 +12,7 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer
 
-from .. import __version__
-from ..artifacts import (
-    CONFIG_FILE,
-    FORMAT_VERSION,
-    WEIGHTS_FILE,
-    atomic_directory,
-    save_tensors,
-    write_json,
-)
+from ..artifacts import write_json
 from ..classifier import TOKENIZER_FILE, TextClassifier, pad_batch
 from ..models import TextCNN, TextCNNConfig
 from ..text.builtin import BUILTIN_CORPORA, load_builtin
@@ -30,7 +21,8 @@ from ..text.splits import stratified_folds, stratified_split
 from ..text.tokenizer import PAD_ID, UNK_ID, encode, load_tokenizer, save_tokenizer, train_tokenizer
 from ..text.vectors import embedding_matrix, load_vectors, train_vectors
 from .config import TrainConfig
-from .metrics import classification_report, plot_confusion_matrix
+from .metrics import classification_report
+from .model_dir import model_meta, write_model_dir
 from .trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -42,6 +34,7 @@ class TextBatches:
     def __init__(self, ids: list[list[int]], targets: torch.Tensor) -> None:
         self.ids = ids
         self.targets = targets
+        self.lengths = [len(i) for i in ids]  # the trainer batches texts of similar length
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -201,26 +194,6 @@ def evaluate(classifier: TextClassifier, corpus: Corpus, name: str = "") -> dict
     return report
 
 
-def write_model_dir(path: Path, classifier: TextClassifier, meta: dict, metrics: dict) -> None:
-    """config.json, tokenizer.json, model.safetensors, metrics.json, confusion.png; atomically."""
-    with atomic_directory(path) as tmp:
-        save_tensors(classifier.model.state_dict(), tmp / WEIGHTS_FILE)
-        save_tokenizer(classifier.tokenizer, tmp / TOKENIZER_FILE)
-        write_json(tmp / "metrics.json", metrics)
-        shown = metrics.get("test") or metrics.get("dev")
-        if shown:
-            plot_confusion_matrix(shown, tmp / "confusion.png", f"{path.name} on {shown['data']}")
-        write_json(tmp / CONFIG_FILE, {**meta, "metrics": _headline(metrics)})
-
-
-def _headline(metrics: dict) -> dict:
-    return {
-        split: {"accuracy": r["accuracy"], "macro_f1": r["macro_f1"], "examples": r["examples"]}
-        for split, r in metrics.items()
-        if isinstance(r, dict) and "accuracy" in r
-    }
-
-
 def train_text(
     config: TrainConfig, resume: bool = False, on_epoch_end: Callable[[dict], None] | None = None
 ) -> Path:
@@ -237,12 +210,7 @@ def train_text(
     fitted = fit_text(config, splits.train, splits.dev, output, resume, on_epoch_end)
     classifier = fitted.classifier
     meta = {
-        "format_version": FORMAT_VERSION,
-        "task": "text",
-        "architecture": "textcnn",
-        "name": output.name,
-        "textcnn_version": __version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **model_meta("text", "textcnn", output.name),
         "model": fitted.model_config.to_dict(),
         "labels": classifier.labels,
         "tokenizer": config.tokenizer.to_dict(),
@@ -263,12 +231,20 @@ def train_text(
     best_metrics = {"dev": evaluate(classifier, splits.dev, "dev")}
     if splits.test:
         best_metrics["test"] = evaluate(classifier, splits.test, "test")
-    write_model_dir(output / "model-best", classifier, meta, best_metrics)
+
+    def save_tok(folder: Path) -> None:
+        save_tokenizer(classifier.tokenizer, folder / TOKENIZER_FILE)
+
+    write_model_dir(output / "model-best", classifier.model, meta, best_metrics, save_tok)
     last = TextClassifier(TextCNN(fitted.model_config), classifier.tokenizer, classifier.labels)
     last.model.load_state_dict(fitted.last_state)
     last_metrics = {"dev": evaluate(last, splits.dev, "dev")}
     write_model_dir(
-        output / "model-last", last, {**meta, "epoch": len(fitted.history)}, last_metrics
+        output / "model-last",
+        last.model,
+        {**meta, "epoch": len(fitted.history)},
+        last_metrics,
+        save_tok,
     )
     return output / "model-best"
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 import time
 from collections.abc import Callable
@@ -33,6 +34,9 @@ METRICS_FILE = "metrics.jsonl"
 
 
 class Batches(Protocol):
+    """A data source for the loop. One that also has ``lengths`` (a size per example, e.g. tokens)
+    is batched by similar length, so that little time goes into padding."""
+
     def __len__(self) -> int: ...
 
     def batch(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -40,12 +44,36 @@ class Batches(Protocol):
         ...
 
 
+BUCKET_BATCHES = 50  # length bucketing sorts pools of this many batches
+
+
+def epoch_batches(data: Batches, size: int, generator: torch.Generator) -> list[list[int]]:
+    """The example indices of each batch of one epoch, in a random order drawn from ``generator``.
+
+    With ``data.lengths``, the shuffled examples are cut into pools of ``BUCKET_BATCHES`` batches,
+    each pool is sorted by length and cut into batches, and the batches are shuffled: batches
+    stay random but hold texts of similar length.
+    """
+    order = torch.randperm(len(data), generator=generator).tolist()
+    lengths = getattr(data, "lengths", None)
+    if lengths is None:
+        return [order[i : i + size] for i in range(0, len(order), size)]
+    batches = []
+    pool = size * BUCKET_BATCHES
+    for start in range(0, len(order), pool):
+        chunk = sorted(order[start : start + pool], key=lengths.__getitem__)
+        batches += [chunk[i : i + size] for i in range(0, len(chunk), size)]
+    shuffled = torch.randperm(len(batches), generator=generator).tolist()
+    return [batches[i] for i in shuffled]
+
+
 @dataclass
 class FitSettings:
     epochs: int = 25  # upper bound; early stopping usually ends sooner
     batch_size: int = 50  # Kim: 50
-    optimizer: str = "adadelta"  # adadelta (Kim: rho 0.95, eps 1e-6) | adamw
-    lr: float | None = None  # default 1.0 for Adadelta, 1e-3 for AdamW
+    optimizer: str = "adadelta"  # adadelta (Kim: rho 0.95, eps 1e-6) | adamw | sgd (Nesterov 0.9)
+    lr: float | None = None  # default 1.0 for Adadelta, 1e-3 for AdamW, 0.05 for SGD
+    schedule: str = "constant"  # constant | cosine: the learning rate decays to 0 by the last epoch
     weight_decay: float = 0.0
     max_norm: float = 3.0  # l2 bound on each class's weight vector (Kim: 3); 0 disables
     patience: int = 5  # epochs without a better dev accuracy before stopping; 0 disables
@@ -54,8 +82,10 @@ class FitSettings:
     progress: bool = True  # progress bars (on a terminal)
 
     def __post_init__(self) -> None:
-        if self.optimizer not in ("adadelta", "adamw"):
-            raise ValueError(f"optimizer must be adadelta or adamw, got {self.optimizer!r}")
+        if self.optimizer not in ("adadelta", "adamw", "sgd"):
+            raise ValueError(f"optimizer must be adadelta, adamw or sgd, got {self.optimizer!r}")
+        if self.schedule not in ("constant", "cosine"):
+            raise ValueError(f"schedule must be constant or cosine, got {self.schedule!r}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be at least 1")
 
@@ -94,6 +124,14 @@ def make_optimizer(params, settings: FitSettings) -> torch.optim.Optimizer:
                 weight_decay=settings.weight_decay,
             )
         return LazyAdadelta(params, lr=settings.lr or 1.0, rho=0.95, eps=1e-6)
+    if settings.optimizer == "sgd":
+        return torch.optim.SGD(
+            params,
+            lr=settings.lr or 0.05,
+            momentum=0.9,
+            nesterov=True,
+            weight_decay=settings.weight_decay,
+        )
     return torch.optim.AdamW(params, lr=settings.lr or 1e-3, weight_decay=settings.weight_decay)
 
 
@@ -176,28 +214,42 @@ class Trainer:
     def _loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits.float(), targets, weight=self.class_weights)
 
+    def batch_loss(
+        self, inputs: torch.Tensor, targets: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss, logits) of one batch; in training mode auxiliary classifiers (GoogLeNet) add
+        their losses times the model's ``aux_loss_weight``."""
+        with self._autocast():
+            logits, aux = self.model(inputs, return_aux=True)
+            loss = self._loss(logits, targets)
+            weight = getattr(self.model, "aux_loss_weight", 0.0)
+            for aux_logits in aux:
+                loss = loss + weight * self._loss(aux_logits, targets)
+        return loss, logits
+
     def train_epoch(self, data: Batches, epoch: int) -> dict:
         self.model.train()
         generator = torch.Generator().manual_seed(self.settings.seed * 100_003 + epoch)
-        order = torch.randperm(len(data), generator=generator).tolist()
-        size = self.settings.batch_size
+        batches = epoch_batches(data, self.settings.batch_size, generator)
         total_loss, correct, seen = 0.0, 0, 0
+        base_lrs = [
+            group.setdefault("initial_lr", group["lr"]) for group in self.optimizer.param_groups
+        ]
         bar = tqdm(
-            range(0, len(order), size),
+            batches,
             desc=f"epoch {epoch}",
             unit="batch",
             disable=None if self.settings.progress else True,
             leave=False,
         )
-        for start in bar:
-            inputs, targets = data.batch(order[start : start + size])
+        for step, indices in enumerate(bar):
+            if self.settings.schedule == "cosine":
+                done = ((epoch - 1) * len(batches) + step) / (self.settings.epochs * len(batches))
+                for group, base in zip(self.optimizer.param_groups, base_lrs, strict=True):
+                    group["lr"] = base * 0.5 * (1 + math.cos(math.pi * done))
+            inputs, targets = data.batch(indices)
             inputs, targets = inputs.to(self.device), targets.to(self.device)
-            with self._autocast():
-                logits, aux = self.model(inputs, return_aux=True)
-                loss = self._loss(logits, targets)
-                weight = getattr(self.model, "aux_loss_weight", 0.0)
-                for aux_logits in aux:
-                    loss = loss + weight * self._loss(aux_logits, targets)
+            loss, logits = self.batch_loss(inputs, targets)
             self.optimizer.zero_grad(set_to_none=True)
             if self.scaler is not None:
                 self.scaler.scale(loss).backward()

@@ -1,0 +1,95 @@
+"""A trained image classifier: network + labels + preprocessing, with a batched ``predict``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from ..artifacts import load_weights
+from ..classifier import Prediction
+from ..models import Classifier
+from .cam import class_activation_maps, upsample
+from .data import Normalization, read_image
+from .models import build_image_model
+
+
+class ImageClassifier:
+    """Predicts labels for uint8 C x H x W images of the size it was trained on."""
+
+    def __init__(
+        self,
+        model: Classifier,
+        labels: list[str],
+        normalization: Normalization,
+        channels: int,
+        size: int,
+        config: dict | None = None,
+    ) -> None:
+        self.model = model.eval()
+        self.labels = list(labels)
+        self.normalization = normalization
+        self.channels = channels
+        self.size = size
+        self.config = config or {}
+
+    def read(self, path: str | Path) -> torch.Tensor:
+        """An image file converted and resized as the model expects."""
+        return read_image(path, self.channels, self.size)
+
+    def _inputs(self, images: torch.Tensor) -> torch.Tensor:
+        expected = (self.channels, self.size, self.size)
+        if images.dtype != torch.uint8 or images.ndim != 4 or tuple(images.shape[1:]) != expected:
+            raise ValueError(
+                f"expected uint8 images of shape N x {' x '.join(map(str, expected))}, "
+                f"got {images.dtype} {tuple(images.shape)}"
+            )
+        device = next(self.model.parameters()).device
+        return self.normalization(images).to(device)
+
+    @torch.inference_mode()
+    def predict_proba(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """N x num_classes class probabilities of uint8 N x C x H x W images."""
+        out = [
+            torch.softmax(self.model(self._inputs(part)).float(), dim=-1).cpu()
+            for part in images.split(batch_size)
+        ]
+        return torch.cat(out) if out else torch.empty(0, len(self.labels))
+
+    def predict(
+        self, images: torch.Tensor | Sequence[str | Path], top_k: int | None = 1
+    ) -> list[list[Prediction]]:
+        """For every image (a uint8 batch, or image files), its ``top_k`` labels, best first."""
+        if not isinstance(images, torch.Tensor):
+            images = torch.stack([self.read(p) for p in images])
+        k = len(self.labels) if top_k is None else min(top_k, len(self.labels))
+        scores, indices = self.predict_proba(images).topk(k, dim=-1)
+        return [
+            [Prediction(self.labels[i], float(p)) for p, i in zip(s, ix, strict=True)]
+            for s, ix in zip(scores.tolist(), indices.tolist(), strict=True)
+        ]
+
+    def class_activation_map(
+        self, image: torch.Tensor, label: str | None = None
+    ) -> tuple[Prediction, torch.Tensor]:
+        """(the prediction, its class activation map at the image's size in [0, 1]) for one
+        uint8 C x H x W image; ``label`` picks another class's map."""
+        logits, maps = class_activation_maps(self.model, self._inputs(image[None]))
+        probs = torch.softmax(logits[0].float(), dim=-1)
+        index = int(probs.argmax()) if label is None else self.labels.index(label)
+        heat = upsample(maps[0, index].float().cpu(), tuple(image.shape[1:]))
+        return Prediction(self.labels[index], float(probs[index])), heat
+
+
+def load_image_classifier(path: Path, config: dict) -> ImageClassifier:
+    try:
+        pre = config["preprocessing"]
+        shape = (pre["channels"], pre["size"], pre["size"])
+        model = build_image_model(config["architecture"], config["model"], shape)
+        normalization = Normalization(tuple(pre["mean"]), tuple(pre["std"]))
+        labels = config["labels"]
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"{path}/config.json: incomplete or damaged ({error})") from None
+    load_weights(model, path)
+    return ImageClassifier(model, labels, normalization, shape[0], shape[1], config)
