@@ -3,9 +3,10 @@
     python benchmarks/text_accuracy.py [mr trec sst2 ...] [--folds 10]
 
 Reads ``$TEXTCNN_DATA_DIR`` (default ``../shared/datasets``). Writes
-``benchmarks/results/text_accuracy.json`` and prints a Markdown table with
-the test accuracy (MR: mean ± std over 10 folds) and the median wall time per
-epoch. Equivalent CLI commands are printed with each result.
+``benchmarks/results/text_accuracy.json`` (a rerun replaces the rows it ran, keeps
+the others) and prints a Markdown table with the test accuracy (MR: mean ± std over
+10 folds) and the median wall time per epoch. Equivalent CLI commands are printed
+with each result.
 """
 
 from __future__ import annotations
@@ -94,9 +95,11 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "cpu": platform.processor() or platform.machine(),
     }
-    (results / "text_accuracy.json").write_text(
-        json.dumps({"machine": machine, "rows": rows}, indent=2)
-    )
+    path = results / "text_accuracy.json"
+    kept = json.loads(path.read_text())["rows"] if path.exists() else []
+    ran = {r["name"] for r in rows}  # a rerun replaces its own rows and keeps the others
+    rows = [r for r in kept if r["name"] not in ran] + rows
+    path.write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
     print("\n| data | protocol | accuracy (%) | Kim CNN-rand | target | s/epoch |")
     print("|---|---|---|---|---|---|")
     for r in rows:

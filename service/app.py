@@ -190,6 +190,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def load_model(app: FastAPI) -> None:
         try:
             classifier = await asyncio.to_thread(textcnn.load, settings.model_dir)
+            if not isinstance(classifier, textcnn.TextClassifier):
+                raise ValueError(
+                    f"{settings.model_dir}: an image model; this service classifies text"
+                )
             version = await asyncio.to_thread(_weights_version, Path(settings.model_dir))
         except ValueError as error:
             app.state.load_error = str(error)

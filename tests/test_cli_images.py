@@ -64,3 +64,7 @@ def test_image_errors_are_one_line_messages(tmp_path):
     assert result.exit_code == 1 and "does not end in global average pooling" in result.output
     result = invoke("predict", tmp_path / "run" / "model-best", tmp_path / "missing.png")
     assert result.exit_code == 1 and "missing.png: no such image file" in result.output
+    result = invoke("score", tmp_path / "run" / "model-best", root / "top-left" / "000.png")
+    assert result.exit_code == 1 and "an image model; `textcnn score` scores text" in result.output
+    result = invoke("serve", "--model", tmp_path / "run" / "model-best")
+    assert result.exit_code == 1 and "an image model; `textcnn serve` serves text" in result.output

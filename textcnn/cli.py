@@ -458,13 +458,16 @@ def score(
     skip_bad_rows: Annotated[bool, typer.Option("--skip-bad-rows")] = False,
 ) -> None:
     """Score a large file in order, streaming in chunks; --resume continues an interrupted run."""
-    from .classifier import load
+    from .classifier import TextClassifier, load
     from .scoring import score_file
 
     err = Console(stderr=True)
     with user_errors():
+        classifier = load(model_dir)
+        if not isinstance(classifier, TextClassifier):
+            raise ValueError(f"{model_dir}: an image model; `textcnn score` scores text files")
         summary = score_file(
-            load(model_dir),
+            classifier,
             input,
             output,
             input_format=format,
@@ -502,7 +505,8 @@ def serve(
     from .artifacts import read_model_config
 
     with user_errors():
-        read_model_config(model)  # a clear message now rather than a 503 later
+        if read_model_config(model).get("task") != "text":  # a clear message now, not a 503
+            raise ValueError(f"{model}: an image model; `textcnn serve` serves text classifiers")
     os.environ["TEXTCNN_MODEL_DIR"] = str(model)
     # By import string: the library does not import the service package itself.
     uvicorn.run(

@@ -4,6 +4,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from textcnn import load
+from textcnn.artifacts import load_tensors
 from textcnn.images.cam import class_activation_maps
 from textcnn.images.data import ImageBatches, ImageSet, Normalization
 from textcnn.layers import ConvBlock, GlobalPool
@@ -149,3 +150,25 @@ def test_trained_image_model_saved_and_reloaded_gives_identical_outputs(tmp_path
         "in_channels": 1,
         "pool_mode": "fractional",
     }
+
+
+def test_interrupted_augmented_run_resumed_ends_with_the_same_weights(tmp_path):
+    """Augmentation draws from the RNG the checkpoint saves, and the cosine schedule is a
+    function of the step, so a resumed run repeats the uninterrupted one exactly."""
+    root = write_image_folder(tmp_path / "images", n=48)
+    settings = {"augment": True, "epochs": 3, "arch_options": {"pool_mode": "stochastic"}}
+    straight = train_image(image_config(root, tmp_path / "straight", **settings))
+
+    def interrupt(record):
+        if record["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    config = image_config(root, tmp_path / "resumed", **settings)
+    with pytest.raises(KeyboardInterrupt):
+        train_image(config, on_epoch_end=interrupt)
+    assert not (tmp_path / "resumed" / "model-best").exists()
+    resumed = train_image(config, resume=True)
+    for name in ("model-best", "model-last"):
+        a = load_tensors(straight.parent / name / "model.safetensors")
+        b = load_tensors(resumed.parent / name / "model.safetensors")
+        assert all(torch.equal(a[k], b[k]) for k in a), name

@@ -189,7 +189,7 @@ for _depth, (_block, _layers) in _DEPTHS.items():
             norm=_norm,
         )(ResNet)
 
-for _depth, _k in ((16, 4), (16, 8), (28, 10), (40, 4)):
+for _depth, _k in ((16, 1), (16, 2), (16, 4), (16, 8), (28, 10), (40, 4)):
     register_model(
         f"wrn_{_depth}_{_k}",
         kind="image",
