@@ -7,6 +7,7 @@ from textcnn import load
 from textcnn.artifacts import load_tensors
 from textcnn.images.cam import class_activation_maps
 from textcnn.images.data import ImageBatches, ImageSet, Normalization
+from textcnn.images.models import build_image_model, image_model_config
 from textcnn.layers import ConvBlock, GlobalPool
 from textcnn.models import Classifier, create_model, list_models, model_entry
 from textcnn.training.config import TrainConfig
@@ -172,3 +173,13 @@ def test_interrupted_augmented_run_resumed_ends_with_the_same_weights(tmp_path):
         a = load_tensors(straight.parent / name / "model.safetensors")
         b = load_tensors(resumed.parent / name / "model.safetensors")
         assert all(torch.equal(a[k], b[k]) for k in a), name
+
+
+def test_architectures_with_batch_norm_build_for_fashion_mnist_inputs():
+    for arch in ("resnet18", "preact_resnet18", "wrn_16_1", "googlenet", "nin"):
+        config = image_model_config(arch, 10, 1, 28)
+        with torch.device("meta"):
+            model = build_image_model(arch, config, (1, 28, 28))
+        assert model.num_classes == 10
+    with pytest.raises(ValueError, match="vgg11 cannot take 1x28x28 inputs"):
+        build_image_model("vgg11", image_model_config("vgg11", 10, 1, 28), (1, 28, 28))

@@ -39,5 +39,5 @@ def infer_output_shape(build: nn.Module | type, input_shape: tuple[int, ...], *a
     arithmetic or hard-coding the spatial size for every input resolution.
     """
     with torch.device("meta"):
-        module = build(*args) if args else build()
+        module = (build(*args) if args else build()).eval()  # batch norm takes a batch of 1
         return module(torch.zeros(1, *input_shape)).shape[1:]

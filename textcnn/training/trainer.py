@@ -9,6 +9,7 @@ an interrupted run and ends with the same weights as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -25,6 +26,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..artifacts import atomic_directory, load_tensors, read_json, save_tensors, write_json
+from .averaging import WeightAverage
 from .optim import LazyAdadelta
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,8 @@ class FitSettings:
     weight_decay: float = 0.0
     max_norm: float = 3.0  # l2 bound on each class's weight vector (Kim: 3); 0 disables
     patience: int = 5  # epochs without a better dev accuracy before stopping; 0 disables
+    average: float = 0.0  # > 0: evaluate and keep a moving average of the weights with this
+    # decay (Polyak averaging, e.g. 0.995); 0: the weights as they are
     device: str = "auto"  # auto (cuda, then mps, then cpu) | cpu | cuda | cuda:1 | mps
     seed: int = 0
     progress: bool = True  # progress bars (on a terminal)
@@ -200,6 +204,7 @@ class Trainer:
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.classifier = last_linear(self.model)
+        self.average = WeightAverage(self.model, settings.average) if settings.average else None
         self.amp_dtype = None
         self.scaler = None
         if self.device.type == "cuda":  # mixed precision on CUDA
@@ -268,6 +273,8 @@ class Trainer:
                 loss.backward()
                 self.optimizer.step()
             apply_max_norm(self.classifier, self.settings.max_norm)
+            if self.average is not None:
+                self.average.update(self.model)
             total_loss += loss.item() * len(targets)
             correct += (logits.argmax(1) == targets).sum().item()
             seen += len(targets)
@@ -290,12 +297,21 @@ class Trainer:
             targets_all.append(targets)
         return torch.cat(predictions), torch.cat(targets_all), total_loss / max(len(data), 1)
 
+    def evaluated_weights(self) -> contextlib.AbstractContextManager:
+        """The weights that are evaluated and kept: the moving average when there is one."""
+        if self.average is None:
+            return contextlib.nullcontext()
+        return self.average.applied(self.model)
+
     # -- checkpoints ------------------------------------------------------------------------
     def _save_checkpoint(self, state: dict, best: dict[str, torch.Tensor]) -> None:
         tensors, meta = _flatten_optimizer(self.optimizer)
         with atomic_directory(self.workdir / CHECKPOINT_DIR) as tmp:
             save_tensors(_cpu_state(self.model), tmp / "last.safetensors")
             save_tensors(best, tmp / "best.safetensors")
+            if self.average is not None:
+                tensors.update(self.average.state_dict())
+                state = {**state, "average_updates": self.average.updates}
             save_tensors(
                 {**tensors, "rng.cpu": torch.get_rng_state()}, tmp / "optimizer.safetensors"
             )
@@ -313,6 +329,8 @@ class Trainer:
         self.model.load_state_dict(load_tensors(folder / "last.safetensors"))
         tensors = load_tensors(folder / "optimizer.safetensors")
         _restore_optimizer(self.optimizer, tensors, state["optimizer"])
+        if self.average is not None:
+            self.average.load_state_dict(tensors, state["average_updates"])
         if self.scaler is not None and "scaler" in state["optimizer"]:
             self.scaler.load_state_dict(state["optimizer"]["scaler"])
         torch.set_rng_state(tensors["rng.cpu"])
@@ -356,7 +374,9 @@ class Trainer:
                 break
             started = time.perf_counter()
             record = {"epoch": epoch, **self.train_epoch(train, epoch)}
-            predicted, targets, dev_loss = self.predict(dev)
+            with self.evaluated_weights():
+                predicted, targets, dev_loss = self.predict(dev)
+                evaluated = _cpu_state(self.model)
             dev_accuracy = (predicted == targets).float().mean().item()
             record.update(
                 dev_loss=dev_loss,
@@ -365,7 +385,7 @@ class Trainer:
             )
             if dev_accuracy > state["best_dev_accuracy"]:
                 state.update(best_epoch=epoch, best_dev_accuracy=dev_accuracy, stale=0)
-                best = _cpu_state(self.model)
+                best = evaluated
             else:
                 state["stale"] += 1
             state["epoch"] = epoch
@@ -382,9 +402,11 @@ class Trainer:
             )
             if on_epoch_end is not None:
                 on_epoch_end(record)
+        with self.evaluated_weights():
+            last = _cpu_state(self.model)
         return FitResult(
             best,
-            _cpu_state(self.model),
+            last,
             state["best_epoch"],
             state["best_dev_accuracy"],
             state["history"],
