@@ -7,6 +7,7 @@ into normalised float batches for the trainer, with optional augmentation
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,8 @@ FASHION_MNIST_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
+log = logging.getLogger(__name__)
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
@@ -184,9 +187,7 @@ def read_images(
         return data
     data, skipped = load_image_folder(spec, channels or 3, size, labels, skip_bad)
     if skipped:
-        import logging
-
-        logging.getLogger(__name__).warning("%s: skipped %d unreadable images", spec, skipped)
+        log.warning("%s: skipped %d unreadable images", spec, skipped)
     return data
 
 

@@ -109,13 +109,14 @@ def train_image(config: TrainConfig, resume: bool = False, on_epoch_end=None) ->
         "epochs_run": len(result.history),
         "seconds_per_epoch": statistics.median(h["seconds"] for h in result.history),
     }
+    classifier = ImageClassifier(
+        model.to("cpu"), train.labels, normalization, shape[0], shape[1], meta
+    )
+    # The test set scores the chosen model only, as for text; model-last gets its dev scores.
     for folder, state in (("model-best", result.best_state), ("model-last", result.last_state)):
         model.load_state_dict(state)
-        classifier = ImageClassifier(
-            model.to("cpu"), train.labels, normalization, shape[0], shape[1], meta
-        )
         metrics = {"dev": evaluate_images(classifier, dev, "dev")}
-        if test is not None:
+        if test is not None and folder == "model-best":
             metrics["test"] = evaluate_images(classifier, test, "test")
         write_model_dir(output / folder, model, meta, metrics)
     return output / "model-best"

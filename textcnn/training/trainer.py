@@ -376,16 +376,17 @@ class Trainer:
             record = {"epoch": epoch, **self.train_epoch(train, epoch)}
             with self.evaluated_weights():
                 predicted, targets, dev_loss = self.predict(dev)
-                evaluated = _cpu_state(self.model)
-            dev_accuracy = (predicted == targets).float().mean().item()
+                dev_accuracy = (predicted == targets).float().mean().item()
+                improved = dev_accuracy > state["best_dev_accuracy"]
+                if improved:  # copied only when kept
+                    best = _cpu_state(self.model)
             record.update(
                 dev_loss=dev_loss,
                 dev_accuracy=dev_accuracy,
                 seconds=round(time.perf_counter() - started, 3),
             )
-            if dev_accuracy > state["best_dev_accuracy"]:
+            if improved:
                 state.update(best_epoch=epoch, best_dev_accuracy=dev_accuracy, stale=0)
-                best = evaluated
             else:
                 state["stale"] += 1
             state["epoch"] = epoch
