@@ -72,3 +72,17 @@ def test_cosine_schedule_decays_the_learning_rate_to_zero(tmp_path):
     expected = [0.05 * (1 + math.cos(math.pi * (4 * e + 3) / 16)) for e in range(4)]
     assert all(math.isclose(a, b) for a, b in zip(seen, expected, strict=True))
     assert seen[-1] < 0.002
+
+
+def test_default_max_norm_bounds_each_class_weight_vector_as_kim_did(tmp_path):
+    # Kim's s = 3 bounds weights that see unscaled dropout inputs; PyTorch's dropout
+    # doubles kept inputs at p = 0.5, so the same bound on these weights is 1.5
+    settings = FitSettings(optimizer="sgd", lr=5.0, epochs=1, batch_size=10, progress=False)
+    assert settings.max_norm == 1.5
+    model = Line()
+    trainer = Trainer(model, settings, tmp_path)
+    for epoch in range(1, 4):
+        trainer.train_epoch(Points(), epoch)
+    norms = model.fc.weight.norm(dim=1)
+    assert torch.all(norms <= 1.5 + 1e-5)
+    assert torch.any(norms > 1.49)  # the bound was reached and held, not merely unneeded

@@ -77,7 +77,10 @@ class FitSettings:
     lr: float | None = None  # default 1.0 for Adadelta, 1e-3 for AdamW, 0.05 for SGD
     schedule: str = "constant"  # constant | cosine: the learning rate decays to 0 by the last epoch
     weight_decay: float = 0.0
-    max_norm: float = 3.0  # l2 bound on each class's weight vector (Kim: 3); 0 disables
+    # l2 bound on each class's weight vector; 0 disables. Kim's s = 3 bounds weights whose
+    # dropout leaves inputs unscaled; PyTorch's dropout scales kept inputs by 1 / (1 - p) = 2
+    # in training, so the same constraint here is 3 x (1 - 0.5) = 1.5
+    max_norm: float = 1.5
     patience: int = 5  # epochs without a better dev accuracy before stopping; 0 disables
     average: float = 0.0  # > 0: evaluate and keep a moving average of the weights with this
     # decay (Polyak averaging, e.g. 0.995); 0: the weights as they are
