@@ -5,6 +5,7 @@ from torch import nn
 from textcnn.artifacts import load_tensors
 from textcnn.training.averaging import WeightAverage
 from textcnn.training.text import train_text
+from textcnn.training.trainer import FitSettings
 
 from ..conftest import tiny_config
 
@@ -51,3 +52,19 @@ def test_averaged_run_keeps_the_average_and_resumes_exactly(tiny_corpus, tmp_pat
         x = load_tensors(averaged.parent / name / "model.safetensors")
         y = load_tensors(resumed.parent / name / "model.safetensors")
         assert all(torch.equal(x[k], y[k]) for k in x), name
+
+
+def test_resume_with_another_averaging_setting_is_refused(tiny_corpus, tmp_path):
+    def interrupt(record):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_text(tiny_config(tiny_corpus, tmp_path, average=0.0), on_epoch_end=interrupt)
+    with pytest.raises(ValueError, match="started with average=0.0, not 0.9; resume it with"):
+        train_text(tiny_config(tiny_corpus, tmp_path, average=0.9), resume=True)
+
+
+@pytest.mark.parametrize(("key", "value"), [("average", 1.0), ("average", -0.1), ("max_norm", -1)])
+def test_out_of_range_settings_are_refused(key, value):
+    with pytest.raises(ValueError, match=key):
+        FitSettings(**{key: value})

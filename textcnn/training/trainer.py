@@ -95,6 +95,10 @@ class FitSettings:
             raise ValueError(f"schedule must be constant or cosine, got {self.schedule!r}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be at least 1")
+        if self.max_norm < 0:
+            raise ValueError(f"max_norm must be 0 (off) or positive, got {self.max_norm}")
+        if not 0 <= self.average < 1:
+            raise ValueError(f"average must be 0 (off) or a decay below 1, got {self.average}")
 
 
 @dataclass
@@ -312,9 +316,10 @@ class Trainer:
         with atomic_directory(self.workdir / CHECKPOINT_DIR) as tmp:
             save_tensors(_cpu_state(self.model), tmp / "last.safetensors")
             save_tensors(best, tmp / "best.safetensors")
+            state = {**state, "average": self.settings.average}
             if self.average is not None:
                 tensors.update(self.average.state_dict())
-                state = {**state, "average_updates": self.average.updates}
+                state["average_updates"] = self.average.updates
             save_tensors(
                 {**tensors, "rng.cpu": torch.get_rng_state()}, tmp / "optimizer.safetensors"
             )
@@ -329,6 +334,11 @@ class Trainer:
                 f"{self.workdir}: no checkpoint to resume from; start again without --resume"
             )
         state = read_json(folder / "state.json")
+        if state.get("average", 0.0) != self.settings.average:
+            raise ValueError(
+                f"{self.workdir}: the run was started with average={state.get('average', 0.0)}, "
+                f"not {self.settings.average}; resume it with the same setting"
+            )
         self.model.load_state_dict(load_tensors(folder / "last.safetensors"))
         tensors = load_tensors(folder / "optimizer.safetensors")
         _restore_optimizer(self.optimizer, tensors, state["optimizer"])
