@@ -24,11 +24,21 @@ from prometheus_client import (
     generate_latest,
 )
 from starlette.datastructures import State
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import textcnn
 
 from .batching import MicroBatcher
-from .schemas import ClassifyRequest, ClassifyResponse, ClassifyResult, LabelScore, ModelInfo, Span
+from .schemas import (
+    ERRORS,
+    READINESS,
+    ClassifyRequest,
+    ClassifyResponse,
+    ClassifyResult,
+    LabelScore,
+    ModelInfo,
+    Span,
+)
 from .settings import Settings, get_settings
 
 log = logging.getLogger("textcnn.service")
@@ -72,40 +82,51 @@ class ServiceMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         started = time.perf_counter()
-        status = {"code": 500}
-        limit = self.max_body_bytes
+        status = {"code": None}
 
         async def send_status(message):
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
             await send(message)
 
+        try:
+            await self._limited(scope, receive, send_status)
+        except Exception:  # answered here, so that the server never drops the connection
+            log.exception("unhandled error on %s", scope.get("path"))
+            if status["code"] is None:
+                await _error(send_status, 500, "internal error; see the server log")
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", None) or "unmatched"
+            code = str(status["code"] or 500)  # a response that never started failed
+            self.metrics.requests.labels(path, code).inc()
+            self.metrics.latency.labels(path).observe(time.perf_counter() - started)
+
+    async def _limited(self, scope, receive, send) -> None:
+        """The app, for a body within the byte limit; 413 for a larger one."""
+        limit = self.max_body_bytes
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
         if length is not None:  # the server holds the body to this length
             if not length.isdigit() or int(length) > limit:
-                await _too_large(send_status, limit)
+                await _error(send, 413, f"request body over {limit} bytes")
             else:
-                await self.app(scope, receive, send_status)
-        else:  # chunked: read up to the limit before the app sees any of it
-            body = await _read_limited(receive, limit)
-            if body is None:
-                await _too_large(send_status, limit)
-            else:
-                replayed = False
+                await self.app(scope, receive, send)
+            return
+        body = await _read_limited(receive, limit)  # chunked: read it before the app does
+        if body is None:
+            await _error(send, 413, f"request body over {limit} bytes")
+            return
+        replayed = False
 
-                async def replay():
-                    nonlocal replayed
-                    if replayed:
-                        return await receive()
-                    replayed = True
-                    return {"type": "http.request", "body": body, "more_body": False}
+        async def replay():
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
 
-                await self.app(scope, replay, send_status)
-        route = scope.get("route")
-        path = getattr(route, "path", None) or "unmatched"
-        self.metrics.requests.labels(path, str(status["code"])).inc()
-        self.metrics.latency.labels(path).observe(time.perf_counter() - started)
+        await self.app(scope, replay, send)
 
 
 async def _read_limited(receive, limit: int) -> bytes | None:
@@ -125,27 +146,47 @@ async def _read_limited(receive, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-async def _too_large(send, limit: int) -> None:
-    body = JSONResponse({"detail": f"request body over {limit} bytes"}, status_code=413)
-    await body({"type": "http"}, None, send)
+async def _error(send, status: int, detail: str) -> None:
+    await JSONResponse({"detail": detail}, status_code=status)({"type": "http"}, None, send)
+
+
+MAX_ERRORS = 20  # field errors in one 422
+MAX_NAME = 40  # characters of an unknown key named in a 422
+
+
+def _field(loc: tuple) -> str:
+    """A location as "body.texts.3"; an unknown key (the client's text) only when short."""
+    parts = [str(part) for part in loc]
+    if parts and (len(parts[-1]) > MAX_NAME or not parts[-1].isprintable()):
+        parts[-1] = "<unknown key>"
+    return ".".join(parts)
 
 
 def _validation_errors(request: Request, error: RequestValidationError) -> JSONResponse:
-    """422 that names each field and never echoes the input back."""
+    """422 that names each field (bounded in number and size) and never echoes the input."""
+    errors = error.errors()
     details = [
         {
-            "field": ".".join(str(part) for part in e.get("loc", ())),
-            "message": e.get("msg", "invalid"),
-            "type": e.get("type", "value_error"),
+            "field": _field(e.get("loc", ())),
+            "message": str(e.get("msg", "invalid"))[:200],
+            "type": str(e.get("type", "value_error")),
         }
-        for e in error.errors()
+        for e in errors[:MAX_ERRORS]
     ]
+    if len(errors) > MAX_ERRORS:
+        details.append(
+            {"field": "body", "message": f"{len(errors) - MAX_ERRORS} more errors", "type": "more"}
+        )
     return JSONResponse({"detail": details}, status_code=422)
 
 
-def _internal_error(request: Request, error: Exception) -> JSONResponse:
-    log.exception("unhandled error on %s", request.url.path)
-    return JSONResponse({"detail": "internal error; see the server log"}, status_code=500)
+def _http_errors(request: Request, error: StarletteHTTPException) -> JSONResponse:
+    """HTTP errors as ``{"detail": ...}``; FastAPI's 400 for a body it cannot even parse (not
+    UTF-8, nested too deep) is a 422 like any other malformed body."""
+    if error.status_code == 400:
+        detail = [{"field": "body", "message": "not valid UTF-8 JSON", "type": "json_invalid"}]
+        return JSONResponse({"detail": detail}, status_code=422)
+    return JSONResponse({"detail": error.detail}, error.status_code, headers=error.headers)
 
 
 def _weights_version(model_dir: Path) -> str:
@@ -199,6 +240,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.load_error = str(error)
             log.error("cannot load the model: %s", error)
             return
+        except Exception as error:  # a bug or a resource problem: still reported, with a trace
+            app.state.load_error = f"{settings.model_dir}: cannot load the model ({error!r})"
+            log.exception("cannot load the model from %s", settings.model_dir)
+            return
         batcher = MicroBatcher(
             classifier,
             settings.max_batch_size,
@@ -231,7 +276,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Text classification with convolutional networks (Kim 2014).",
     )
     app.add_exception_handler(RequestValidationError, _validation_errors)
-    app.add_exception_handler(Exception, _internal_error)
+    app.add_exception_handler(StarletteHTTPException, _http_errors)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -246,16 +291,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Liveness: the process answers."""
         return {"status": "ok"}
 
-    @app.get("/ready", tags=["probes"])
+    @app.get("/ready", tags=["probes"], responses={200: READINESS, 503: READINESS})
     def ready(request: Request) -> JSONResponse:
         """Readiness: 200 once the model is loaded, 503 before (or if it cannot be loaded)."""
         state = request.app.state
+        if settings.api_key is not None:  # open to all: no paths, errors or model names
+            ready = state.batcher is not None
+            return JSONResponse(
+                {"status": "ready" if ready else "not ready"}, 200 if ready else 503
+            )
         if state.batcher is None:
             detail = state.load_error or "loading"
             return JSONResponse({"status": "not ready", "detail": detail}, status_code=503)
         return JSONResponse({"status": "ready", "model": state.model_info.model_dump()})
 
-    @app.get("/info", tags=["model"])
+    @app.get("/info", tags=["model"], responses={401: ERRORS[401], 503: ERRORS[503]})
     def info(_: Authorized, state: Ready) -> dict:
         """The model, its labels, the request limits and its training metrics."""
         classifier = state.classifier
@@ -272,12 +322,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "metrics": classifier.config.get("metrics", {}),
         }
 
-    @app.get("/metrics", tags=["probes"], response_class=PlainTextResponse)
+    @app.get(
+        "/metrics", tags=["probes"], response_class=PlainTextResponse, responses={401: ERRORS[401]}
+    )
     def prometheus(_: Authorized) -> PlainTextResponse:
         """Prometheus text format: requests by route and status, latency, batch sizes."""
         return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/classify", response_model=ClassifyResponse, tags=["model"])
+    @app.post("/classify", response_model=ClassifyResponse, tags=["model"], responses=ERRORS)
     async def classify(body: ClassifyRequest, _: Authorized, state: Ready) -> ClassifyResponse:
         """Labels and scores for one text or a batch, in order; `explain` adds the n-grams."""
         texts = body.all_texts()

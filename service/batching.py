@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -11,6 +12,8 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from textcnn import Result, TextClassifier
+
+log = logging.getLogger("textcnn.service")
 
 
 @dataclass
@@ -90,29 +93,45 @@ class MicroBatcher:
         return jobs
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             jobs = await self._gather()
-            texts = [t for job in jobs for t in job.texts]
-            explain = any(job.explain for job in jobs)
             try:
-                work = partial(
-                    self.classifier.classify,
-                    texts,
-                    top_k=None,
-                    explain=explain,
-                    evidence_spans=self.explain_spans,
-                )
-                results = await loop.run_in_executor(self.executor, work)
-            except Exception as error:  # answer every waiting request, keep serving
-                for job in jobs:
-                    if not job.future.done():
-                        job.future.set_exception(error)
+                results = await self._classify(jobs)
+            except Exception:  # one job's texts can fail the batch: run each job alone
+                await self._one_by_one(jobs)
                 continue
-            if self.on_batch is not None:
-                self.on_batch(len(texts))
             start = 0
             for job in jobs:
                 if not job.future.done():  # a client that went away has a cancelled future
                     job.future.set_result(results[start : start + len(job.texts)])
                 start += len(job.texts)
+
+    async def _classify(self, jobs: list[_Job]) -> list[Result]:
+        """One forward pass over the texts of ``jobs``, in the worker thread."""
+        texts = [t for job in jobs for t in job.texts]
+        work = partial(
+            self.classifier.classify,
+            texts,
+            top_k=None,
+            explain=any(job.explain for job in jobs),
+            evidence_spans=self.explain_spans,
+        )
+        results = await asyncio.get_running_loop().run_in_executor(self.executor, work)
+        if self.on_batch is not None:
+            self.on_batch(len(texts))
+        return results
+
+    async def _one_by_one(self, jobs: list[_Job]) -> None:
+        """Each job on its own, so that only the one that fails gets the error."""
+        for job in jobs:
+            if job.future.done():
+                continue
+            try:
+                results = await self._classify([job])
+            except Exception as error:
+                log.exception("a request failed in the model")
+                if not job.future.done():
+                    job.future.set_exception(error)
+                continue
+            if not job.future.done():
+                job.future.set_result(results)

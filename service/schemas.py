@@ -1,34 +1,89 @@
-"""Request and response bodies of the API."""
+"""Request, response and error bodies of the API; the OpenAPI schema is built from them."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+import re
+from typing import Annotated
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+    field_validator,
+    model_validator,
+)
+
+from textcnn.text.tokenizer import clean_text
+
+# A text must hold a character other than whitespace. Whitespace is spelled out, so that
+# the schema's pattern means the same in every regex engine (ECMAScript's \s, which JSON
+# Schema uses, is not Python's) and the validators below check exactly what it says.
+WHITESPACE = "\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+NOT_BLANK = f"[^{WHITESPACE}]"
+_NOT_BLANK = re.compile(NOT_BLANK)
+Text = Annotated[StrictStr, Field(json_schema_extra=lambda schema: _text_schema(schema))]
+
+
+def _text_schema(schema: dict) -> None:
+    schema.pop("default", None)  # absent or a string, never null
+    schema.update(minLength=1, pattern=NOT_BLANK)
+
+
+def _blank(text: str) -> bool:
+    return _NOT_BLANK.search(text) is None
 
 
 class ClassifyRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        # exactly one of the two: what the model validator below checks, said in the schema
+        json_schema_extra={"oneOf": [{"required": ["text"]}, {"required": ["texts"]}]},
+    )
 
-    text: str | None = Field(None, description="one text; or use `texts`")
-    texts: list[str] | None = Field(None, description="several texts, answered in order")
+    text: Text = Field(None, description="one text; or use `texts`")
+    texts: list[Text] = Field(
+        None,
+        min_length=1,
+        description="several texts, answered in order",
+        json_schema_extra=lambda schema: schema.pop("default", None),
+    )
     top_k: int | None = Field(1, ge=1, description="labels per text; null for all")
-    explain: bool = Field(False, description="add the n-grams that drove each decision")
+    explain: StrictBool = Field(False, description="add the n-grams that drove each decision")
+
+    @field_validator("text", "texts", mode="before")
+    @classmethod
+    def _repair_surrogates(cls, value):
+        """A lone UTF-16 surrogate (valid JSON, e.g. half an emoji cut by a client) becomes
+        U+FFFD before anything else sees the text: it could not reach the tokenizer."""
+        if isinstance(value, str):
+            return clean_text(value)
+        if isinstance(value, list):
+            return [clean_text(v) if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("top_k", mode="before")
+    @classmethod
+    def _integer_not_bool_or_string(cls, value):
+        """JSON Schema's integer: 3 or 3.0, but not true or "3" (pydantic would take both)."""
+        if isinstance(value, bool) or not isinstance(value, int | float | None):
+            raise ValueError("top_k must be an integer of at least 1, or null for all labels")
+        return value
 
     @field_validator("text")
     @classmethod
-    def _text_not_blank(cls, value: str | None) -> str | None:
-        if value is not None and not value.strip():
+    def _text_not_blank(cls, value: str) -> str:
+        if _blank(value):
             raise ValueError("text is empty or only whitespace")
         return value
 
     @field_validator("texts")
     @classmethod
-    def _texts_not_blank(cls, value: list[str] | None) -> list[str] | None:
-        if value is not None:
-            if not value:
-                raise ValueError("texts is an empty list")
-            blank = [i for i, text in enumerate(value) if not text.strip()]
-            if blank:
-                raise ValueError(f"texts {blank[:10]} are empty or only whitespace")
+    def _texts_not_blank(cls, value: list[str]) -> list[str]:
+        blank = [i for i, text in enumerate(value) if _blank(text)]
+        if blank:
+            raise ValueError(f"texts {blank[:10]} are empty or only whitespace")
         return value
 
     @model_validator(mode="after")
@@ -69,3 +124,40 @@ class ModelInfo(BaseModel):
 class ClassifyResponse(BaseModel):
     model: ModelInfo
     results: list[ClassifyResult]
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="where: body, body.texts.3, body.top_k, ...")
+    message: str
+    type: str = Field(description="a machine-readable kind, e.g. missing, extra_forbidden")
+
+
+class ValidationErrorBody(BaseModel):
+    """422: the body is not JSON, or not what the schema describes. Input is never echoed."""
+
+    detail: list[FieldError]
+
+
+class ErrorBody(BaseModel):
+    """401, 413, 503 and the rare 500: what went wrong and what to do."""
+
+    detail: str
+
+
+ERRORS = {
+    401: {"model": ErrorBody, "description": "missing or wrong API key"},
+    413: {"model": ErrorBody, "description": "over a request limit (texts, characters, bytes)"},
+    422: {"model": ValidationErrorBody, "description": "malformed or invalid body"},
+    503: {"model": ErrorBody, "description": "the model is not loaded (yet)"},
+}
+
+
+class Readiness(BaseModel):
+    """/ready: the status; without an API key also why not, or which model is served."""
+
+    status: str = Field(description="ready or not ready")
+    detail: str | None = None
+    model: ModelInfo | None = None
+
+
+READINESS = {"model": Readiness}

@@ -2,8 +2,9 @@ import json
 
 from typer.testing import CliRunner
 
-from tests.conftest import tiny_texts, write_tsv
+from tests.conftest import tiny_config, tiny_texts, write_tsv
 from textcnn.cli import app
+from textcnn.training.text import train_text
 
 runner = CliRunner()
 SMALL = [
@@ -107,3 +108,32 @@ def test_user_errors_are_one_line_messages(tmp_path):
         assert message in result.output
         assert "Traceback" not in result.output
     assert not (tmp_path / "x" / "model-best").exists()
+
+
+def test_a_huge_header_is_not_echoed_whole(tmp_path):
+    data = tmp_path / "wide.csv"
+    data.write_text("x" * 1_000_000 + ",label\nfine,positive\n")
+    result = runner.invoke(app, ["train", "--data", str(data), "-o", str(tmp_path / "run")])
+    assert result.exit_code == 1
+    assert "no column 'text' in the header" in result.output
+    assert "1,000,007 characters" in result.output and len(result.output) < 2000
+
+
+def test_a_tampered_model_is_a_message_for_score_and_evaluate(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    data = write_tsv(tmp_path / "train.tsv", tiny_texts(40))
+    best = train_text(tiny_config(data, tmp_path / "run", epochs=1))
+    state = load_file(best / "model.safetensors")
+    state["classifier.bias"][0] = float("nan")
+    save_file(state, best / "model.safetensors")
+    texts = tmp_path / "texts.txt"
+    texts.write_text("a good film\n")
+    for args in (
+        ["score", str(best), str(texts), "-o", str(tmp_path / "out.jsonl")],
+        ["evaluate", str(best), "--data", str(data)],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1, result.output
+        assert "NaN or infinite" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out.jsonl").exists()

@@ -115,3 +115,23 @@ def test_refuses_to_overwrite_without_resume(model_dir, tmp_path):
     result = runner.invoke(app, ["score", str(model_dir), str(source), "-o", str(out)])
     assert result.exit_code == 1 and "--resume" in result.output
     assert out.read_text() == '{"id": "1"}\n'
+
+
+def test_csv_resume_counts_records_not_lines(model_dir, tmp_path):
+    # ids with a newline span two physical lines each in the CSV output
+    source = tmp_path / "in.jsonl"
+    rows = [{"id": f"row {i}\nsecond line", "text": f"a good film {i}"} for i in range(10)]
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "scores.csv"
+    classifier = textcnn.load(model_dir)
+    score_file(classifier, str(source), str(out), id_field="id", progress=False)
+    whole = out.read_bytes()
+    records = whole.split(b"\n")
+    # cut after the header and 4 complete records (2 physical lines each), in a quoted id
+    cut = len(b"\n".join(records[:9])) + 1 + 5
+    out.write_bytes(whole[:cut])
+    summary = score_file(
+        classifier, str(source), str(out), id_field="id", resume=True, progress=False
+    )
+    assert summary.resumed_after == 4 and summary.rows == 6
+    assert out.read_bytes() == whole

@@ -8,16 +8,18 @@ hyper-parameters, labels, ...), ``model.safetensors`` and task files such as
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
@@ -49,23 +51,49 @@ def read_json(path: Path) -> dict:
         raise ValueError(f"{path}: damaged JSON ({error})") from None
 
 
+def _old(final: Path) -> Path:
+    return final.with_name(f".{final.name}.old")
+
+
+def recover_directory(final: Path) -> None:
+    """Undo what an interrupted :func:`atomic_directory` left beside ``final``: the previous
+    version renamed aside comes back when ``final`` is missing, and half-written temporary
+    folders go."""
+    final = Path(final)
+    old = _old(final)
+    if old.is_dir():
+        if final.exists():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(old, final)
+    for stale in final.parent.glob(f".{glob.escape(final.name)}.*.tmp"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def atomic_directory(final: Path) -> Iterator[Path]:
-    """Yield a temporary folder beside ``final``; on success it replaces ``final`` in one rename.
+    """Yield a temporary folder beside ``final``; on success it replaces ``final``.
 
-    An interrupted write leaves ``final`` as it was (or absent), never half written.
+    An interrupted write leaves ``final`` as it was (or absent), never half written. An
+    existing ``final`` is renamed aside, the new one renamed in, the old one removed: a
+    failure between the renames puts the old one back, and a kill there is undone by
+    :func:`recover_directory` on the next write (or by renaming ``.NAME.old`` back by hand).
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
+    recover_directory(final)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
     tmp.chmod(0o755)  # mkdtemp makes it private; a model directory is meant to be shared
     try:
         yield tmp
         if final.exists():
-            old = final.with_name(f".{final.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
+            old = _old(final)
             os.replace(final, old)
-            os.replace(tmp, final)
+            try:
+                os.replace(tmp, final)
+            except BaseException:
+                os.replace(old, final)
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, final)
@@ -95,6 +123,11 @@ def read_model_config(model_dir: Path) -> dict:
     """``config.json`` of a model directory, with its format version checked."""
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
+        if _old(model_dir).is_dir():
+            raise ValueError(
+                f"{model_dir}: missing, but an interrupted write left the previous version in "
+                f"{_old(model_dir)}; rename it back to {model_dir.name} (the next write does)"
+            )
         raise ValueError(f"{model_dir}: not a model directory (train one with `textcnn train`)")
     config = read_json(model_dir / CONFIG_FILE)
     version = config.get("format_version") if isinstance(config, dict) else None
@@ -106,11 +139,56 @@ def read_model_config(model_dir: Path) -> dict:
     return config
 
 
-def load_weights(model: torch.nn.Module, model_dir: Path) -> None:
-    """Load ``model.safetensors`` into ``model``; a mismatch is a ``ValueError``."""
+def load_weights(build: Callable[[], nn.Module], model_dir: Path, lazy: bool = False) -> nn.Module:
+    """``build()`` holding the weights of ``model_dir/model.safetensors``.
+
+    Every tensor must be finite and have the name and shape the card's architecture gives
+    it, else ``ValueError``. With ``lazy`` the model is built on the meta device and takes
+    the file's tensors as they are, so a card that claims a huge model allocates nothing
+    before the weights file has been compared with it.
+    """
     state = load_tensors(Path(model_dir) / WEIGHTS_FILE)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        first = str(error).splitlines()[0]
-        raise ValueError(f"{model_dir}: weights do not match config.json ({first})") from None
+    broken = [k for k, v in state.items() if v.is_floating_point() and not v.isfinite().all()]
+    if broken:
+        raise ValueError(
+            f"{model_dir}: weights {', '.join(broken[:5])} hold NaN or infinite values; "
+            "the model diverged or the file was damaged: retrain, or copy it again"
+        )
+    if lazy:
+        with torch.device("meta"):
+            model = build()
+    else:
+        model = build()
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    extra = sorted(set(state) - set(expected))
+    wrong = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if missing or extra or wrong:
+        problem = (
+            f"{wrong[0]} has shape {tuple(state[wrong[0]].shape)}, config.json gives "
+            f"{tuple(expected[wrong[0]].shape)}"
+            if wrong
+            else f"missing {missing[:3]}, unexpected {extra[:3]}"
+        )
+        raise ValueError(
+            f"{model_dir}: weights do not match config.json ({problem}); "
+            "the model directory was damaged or mixed with another: retrain or copy it again"
+        )
+    model.load_state_dict(state, strict=True, assign=lazy)
+    return model
+
+
+def checked_labels(labels, num_classes: int, model_dir: Path) -> list[str]:
+    """The card's labels: distinct, non-empty strings, one per output of the network."""
+    if (
+        not isinstance(labels, list)
+        or not all(isinstance(label, str) and label for label in labels)
+        or len(set(labels)) != len(labels)
+    ):
+        raise ValueError(f"{model_dir}/config.json: labels must be distinct, non-empty strings")
+    if len(labels) != num_classes:
+        raise ValueError(
+            f"{model_dir}/config.json: {len(labels)} labels for a network with {num_classes} "
+            "outputs; the card was edited or mixed with another model's: retrain or copy it again"
+        )
+    return labels

@@ -9,9 +9,9 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer
 
-from .artifacts import load_weights, read_model_config
+from .artifacts import checked_labels, load_weights, read_model_config
 from .models import TextCNN, TextCNNConfig
-from .text.tokenizer import PAD_ID, load_tokenizer
+from .text.tokenizer import PAD_ID, check_tokenizer, clean_text, encode_batch, load_tokenizer
 
 TOKENIZER_FILE = "tokenizer.json"
 
@@ -70,7 +70,7 @@ class TextClassifier:
         texts = list(texts)
         if not all(isinstance(t, str) for t in texts):
             raise TypeError("every text must be a string")
-        return texts
+        return [clean_text(t) for t in texts]
 
     def _ids(self, encodings) -> torch.Tensor:
         device = next(self.model.parameters()).device
@@ -82,7 +82,7 @@ class TextClassifier:
         texts = self._check(texts)
         out = []
         for start in range(0, len(texts), batch_size):
-            ids = self._ids(self.tokenizer.encode_batch(texts[start : start + batch_size]))
+            ids = self._ids(encode_batch(self.tokenizer, texts[start : start + batch_size]))
             out.append(torch.softmax(self.model(ids).float(), dim=-1).cpu())
         return torch.cat(out) if out else torch.empty(0, len(self.labels))
 
@@ -109,7 +109,7 @@ class TextClassifier:
         results: list[Result] = []
         for start in range(0, len(texts), batch_size):
             chunk = texts[start : start + batch_size]
-            encodings = self.tokenizer.encode_batch(chunk)
+            encodings = encode_batch(self.tokenizer, chunk)
             ids = self._ids(encodings)
             probs = torch.softmax(self.model(ids).float(), dim=-1).cpu()
             scores, indices = probs.topk(k, dim=-1)
@@ -175,10 +175,10 @@ def load(path: str | Path, device: str | torch.device = "cpu"):
         )
     try:
         model_config = TextCNNConfig(**config["model"])
-        labels = config["labels"]
-    except (KeyError, TypeError) as error:
+        labels = checked_labels(config["labels"], model_config.num_classes, path)
+    except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"{path}/config.json: incomplete or damaged ({error})") from None
-    model = TextCNN(model_config)
-    load_weights(model, path)
+    model = load_weights(lambda: TextCNN(model_config), path, lazy=True)
     tokenizer = load_tokenizer(path / TOKENIZER_FILE)
+    check_tokenizer(tokenizer, model_config.vocab_size, path)
     return TextClassifier(model.to(device), tokenizer, labels, config)

@@ -60,16 +60,50 @@ def _rows(path: str, options: ReaderOptions, report: ReadReport) -> Iterator[tup
 
 
 def _complete_rows(path: Path, csv_output: bool) -> int:
-    """Rows already written to ``path``; a partly written last line is cut off first."""
+    """Rows already written to ``path``; a partly written last row is cut off first.
+
+    JSONL escapes newlines, so a row is a line. A CSV field may hold a newline (an id
+    with one, quoted), so CSV rows are counted as the csv module parses them; a row is
+    complete when it ends at a newline outside quotes.
+    """
     if not path.exists():
         return 0
-    with path.open("rb+") as handle:
-        data = handle.read()
+    data = path.read_bytes()
+    if csv_output:
+        end, rows = _complete_csv(data)
+    else:
         end = data.rfind(b"\n") + 1  # everything after the last newline is a torn row
-        if end < len(data):
+        rows = data[:end].count(b"\n")
+    if end < len(data):
+        with path.open("rb+") as handle:
             handle.truncate(end)
-    lines = data[:end].count(b"\n")
-    return max(lines - 1, 0) if csv_output else lines
+    return max(rows - 1, 0) if csv_output else rows  # less the CSV header
+
+
+def _complete_csv(data: bytes) -> tuple[int, int]:
+    """(bytes, records) of the complete CSV records at the start of ``data``."""
+    text = data.decode("utf-8", errors="surrogateescape")  # bytes back exactly, torn or not
+    parts = text.split("\n")  # not splitlines(): a field may hold \u2028 and the like
+    lines = [part + "\n" for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+    fed = {"chars": 0, "last": ""}
+
+    def feed():
+        for line in lines:
+            fed["chars"] += len(line)
+            fed["last"] = line
+            yield line
+
+    end = rows = 0
+    reader = csv.reader(feed(), strict=True)
+    while True:
+        try:
+            next(reader)
+        except (StopIteration, csv.Error):  # csv.Error: the file ends inside quotes
+            break
+        if not fed["last"].endswith("\n"):
+            break  # the last record lacks its newline: torn
+        end, rows = fed["chars"], rows + 1
+    return len(text[:end].encode("utf-8", errors="surrogateescape")), rows
 
 
 class _Writer:

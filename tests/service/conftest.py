@@ -2,6 +2,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,6 +31,7 @@ class Server:
     def __init__(self, model_dir: Path, **env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 (closed in stop)
         environment = {**os.environ, **{f"TEXTCNN_{k.upper()}": v for k, v in env.items()}}
         self.process = subprocess.Popen(
             [
@@ -43,14 +45,16 @@ class Server:
                 str(self.port),
             ],
             env=environment,
-            stdout=subprocess.PIPE,
+            # a file, not a pipe: nobody reads a pipe while the server runs, and once its
+            # buffer is full of access-log lines the server blocks on its next write
+            stdout=self.log,
             stderr=subprocess.STDOUT,
             text=True,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.process.stdout.read()}")
+                raise RuntimeError(f"server exited: {self.output()}")
             try:
                 if httpx.get(f"{self.url}/ready", timeout=1).status_code == 200:
                     return
@@ -60,12 +64,19 @@ class Server:
         self.stop()
         raise RuntimeError("server not ready within 60 s")
 
+    def output(self) -> str:
+        """What the server has printed so far."""
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
     def stop(self) -> None:
         self.process.terminate()
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.process.kill()
+        self.log.close()
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,14 @@ TEXTS = [text for text, _ in tiny_texts(100, seed=3)]
 
 
 def classify(server, body, **kwargs):
-    return httpx.post(f"{server.url}/classify", json=body, timeout=30, **kwargs)
+    # json.dumps escapes non-ASCII, so a lone surrogate travels as the JSON escape "\udc80"
+    return httpx.post(
+        f"{server.url}/classify",
+        content=json.dumps(body),
+        headers={"content-type": "application/json", **kwargs.pop("headers", {})},
+        timeout=30,
+        **kwargs,
+    )
 
 
 def test_probes_and_info(server, model_dir):
@@ -83,12 +90,17 @@ SECRET = "my private review text"
         ({"texts": []}, "body.texts"),
         ({"text": "   \n"}, "body.text"),
         ({"texts": ["fine", " "]}, "body.texts"),
+        ({"texts": ["fine", 3]}, "body.texts.1"),
         ({"text": 5}, "body.text"),
         ({"texts": SECRET}, "body.texts"),
         ({"text": SECRET, "texts": [SECRET]}, "body"),
         ({}, "body"),
         ({"text": SECRET, "top_k": 0}, "body.top_k"),
         ({"text": SECRET, "mood": "happy"}, "body.mood"),
+        ({"text": SECRET, "top_k": True}, "body.top_k"),
+        ({"text": SECRET, "top_k": "2"}, "body.top_k"),
+        ({"text": SECRET, "explain": 1}, "body.explain"),
+        ({"text": None}, "body.text"),
     ],
 )
 def test_bad_requests_are_422_naming_the_field_without_echoing_input(server, body, field):
@@ -97,6 +109,79 @@ def test_bad_requests_are_422_naming_the_field_without_echoing_input(server, bod
     detail = response.json()["detail"]
     assert any(d["field"] == field for d in detail), detail
     assert SECRET not in response.text
+
+
+def test_a_long_unknown_key_is_not_echoed(server):
+    key = SECRET * 500  # 11,000 characters, within the body limit
+    response = classify(server, {"text": "fine", key: 1})
+    assert response.status_code == 422
+    assert response.json()["detail"] == [
+        {
+            "field": "body.<unknown key>",
+            "message": "Extra inputs are not permitted",
+            "type": "extra_forbidden",
+        }
+    ]
+    assert SECRET not in response.text and len(response.content) < 500
+
+
+def test_many_errors_are_capped(server):
+    response = classify(server, {"texts": list(range(140))})
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert len(detail) == 21 and detail[-1]["message"] == "120 more errors"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"text": "caf\xe9"}', b"[" * 5000 + b"]" * 5000, b'{"text": "fine"', b""],
+    ids=["latin-1", "nested too deep", "unterminated", "empty"],
+)
+def test_bodies_that_are_not_json_are_422(server, body):
+    response = httpx.post(
+        f"{server.url}/classify",
+        content=body,
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["field"].startswith("body")
+
+
+def test_the_published_schema_is_what_the_server_does(server):
+    schema = httpx.get(f"{server.url}/openapi.json").json()
+    responses = schema["paths"]["/classify"]["post"]["responses"]
+    assert set(responses) == {"200", "401", "413", "422", "503"}
+    error = responses["422"]["content"]["application/json"]["schema"]["$ref"].split("/")[-1]
+    detail = schema["components"]["schemas"][error]["properties"]["detail"]
+    field = schema["components"]["schemas"][detail["items"]["$ref"].split("/")[-1]]
+    assert set(field["properties"]) == {"field", "message", "type"}
+    request = schema["components"]["schemas"]["ClassifyRequest"]
+    assert request["oneOf"] == [{"required": ["text"]}, {"required": ["texts"]}]
+    assert request["properties"]["texts"]["minItems"] == 1
+    assert request["properties"]["text"]["pattern"].startswith("[^\t\n")
+    assert request["additionalProperties"] is False
+
+
+def test_a_lone_surrogate_is_repaired_and_hurts_no_one(server, model_dir):
+    poison = "a great film \udc80"
+    [result] = classify(server, {"text": poison, "explain": True}).json()["results"]
+    [expected] = textcnn.load(model_dir).classify(["a great film \ufffd"], explain=True)
+    assert result["label"] == expected.predictions[0].label
+    texts = [text for text, _ in tiny_texts(40, seed=5)]
+    with httpx.Client(timeout=30) as client:
+
+        def ask(i):
+            body = {"text": poison} if i % 4 == 0 else {"text": texts[i]}
+            response = client.post(
+                f"{server.url}/classify",
+                content=json.dumps(body),
+                headers={"content-type": "application/json"},
+            )
+            return response.status_code
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            statuses = list(pool.map(ask, range(40)))
+    assert statuses == [200] * 40
 
 
 def test_malformed_json_is_422(server):

@@ -2,7 +2,9 @@ from textcnn.text.tokenizer import (
     PAD_ID,
     UNK_ID,
     TokenizerConfig,
+    clean_text,
     encode,
+    encode_batch,
     load_tokenizer,
     save_tokenizer,
     train_tokenizer,
@@ -42,3 +44,39 @@ def test_saved_tokenizer_encodes_identically(tmp_path):
 def test_subword_tokenizers_split_unseen_words():
     tokenizer = train_tokenizer(TEXTS * 5, TokenizerConfig(kind="bpe", vocab_size=60))
     assert len(tokenizer.encode("greatness").tokens) >= 2
+
+
+class Recording:
+    """A tokenizer that records how many characters it was asked to encode at most."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.truncation = tokenizer.truncation
+        self.longest = 0
+
+    def encode_batch(self, texts):
+        self.longest = max([self.longest, *map(len, texts)])
+        return self.tokenizer.encode_batch(texts)
+
+    def encode(self, text):
+        self.longest = max(self.longest, len(text))
+        return self.tokenizer.encode(text)
+
+
+def test_a_huge_text_is_cut_before_tokenizing_with_the_same_ids():
+    tokenizer = train_tokenizer(TEXTS, TokenizerConfig(max_length=8))
+    recording = Recording(tokenizer)
+    huge = "the movie was great , " * 200_000  # 4.4 million characters
+    long_words = "x" * 300 + " great" * 20  # the first words fill the budget alone
+    texts = [huge, long_words, "great fun", ""]
+    assert encode(recording, texts) == [e.ids for e in tokenizer.encode_batch(texts)]
+    assert recording.longest < 1000  # never the whole text
+    [encoding] = encode_batch(tokenizer, [huge])
+    assert encoding.overflowing  # still flagged as truncated
+
+
+def test_lone_surrogates_become_replacement_characters():
+    tokenizer = train_tokenizer(TEXTS, TokenizerConfig())
+    assert clean_text("fine \udc80 \ud83d") == "fine \ufffd \ufffd"
+    assert clean_text("caf\u00e9 \U0001f600") == "caf\u00e9 \U0001f600"  # pairs are fine
+    assert encode(tokenizer, ["great \udc80"]) == encode(tokenizer, ["great \ufffd"])

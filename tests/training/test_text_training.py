@@ -134,3 +134,35 @@ def test_embedding_modes_with_trained_and_loaded_vectors(tiny_corpus, tmp_path):
     assert 0 < config["vector_coverage"] < 1
     with pytest.raises(ValueError, match="needs word vectors"):
         train_text(tiny_config(tiny_corpus, tmp_path / "none", embedding_mode="static"))
+
+
+def test_killed_while_writing_the_model_the_run_can_still_be_resumed(
+    tiny_corpus, tmp_path, monkeypatch
+):
+    import textcnn.training.text as text_pipeline
+
+    cfg = tiny_config(tiny_corpus, tmp_path / "run", epochs=2)
+    real = text_pipeline.write_model_dir
+
+    def killed_at_model_last(path, *args, **kwargs):
+        if path.name == "model-last":
+            (path.parent / ".model-last.x1.tmp").mkdir()  # what the kill leaves behind
+            raise KeyboardInterrupt
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(text_pipeline, "write_model_dir", killed_at_model_last)
+    with pytest.raises(KeyboardInterrupt):
+        train_text(cfg)
+    monkeypatch.undo()
+    assert (tmp_path / "run" / "checkpoint" / "state.json").is_file()
+    best = train_text(cfg, resume=True)
+    assert textcnn.load(best).predict(["a good film"])[0][0].label == "positive"
+    assert textcnn.load(best.parent / "model-last").labels == ["negative", "positive"]
+    left = sorted(p.name for p in (tmp_path / "run").iterdir())
+    assert left == ["metrics.jsonl", "model-best", "model-last"]
+
+
+def test_too_few_rows_for_a_dev_split_say_so(tmp_path):
+    data = write_tsv(tmp_path / "two.tsv", [("good film", "positive"), ("bad film", "negative")])
+    with pytest.raises(ValueError, match=r"2 rows are too few to hold out a dev split.*--dev"):
+        train_text(tiny_config(data, tmp_path / "run"))

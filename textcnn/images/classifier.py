@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from ..artifacts import load_weights
+from ..artifacts import checked_labels, load_weights
 from ..classifier import Prediction
 from ..models import Classifier
 from .cam import class_activation_maps, upsample
@@ -86,10 +86,11 @@ def load_image_classifier(path: Path, config: dict) -> ImageClassifier:
     try:
         pre = config["preprocessing"]
         shape = (pre["channels"], pre["size"], pre["size"])
-        model = build_image_model(config["architecture"], config["model"], shape)
         normalization = Normalization(tuple(pre["mean"]), tuple(pre["std"]))
-        labels = config["labels"]
+        labels = checked_labels(config["labels"], config["model"]["num_classes"], path)
+        model = load_weights(
+            lambda: build_image_model(config["architecture"], config["model"], shape), path
+        )
     except (KeyError, TypeError) as error:
         raise ValueError(f"{path}/config.json: incomplete or damaged ({error})") from None
-    load_weights(model, path)
     return ImageClassifier(model, labels, normalization, shape[0], shape[1], config)

@@ -31,7 +31,19 @@ class TextCNNConfig:
     wide: bool = True
 
     def __post_init__(self) -> None:
-        self.kernel_sizes = tuple(int(k) for k in self.kernel_sizes)
+        # the card is read from JSON: 300.0 or "300" or true is not a size
+        if not isinstance(self.kernel_sizes, list | tuple) or not all(
+            _is_int(k) for k in self.kernel_sizes
+        ):
+            raise ValueError(f"kernel_sizes must be a list of integers, got {self.kernel_sizes!r}")
+        self.kernel_sizes = tuple(self.kernel_sizes)
+        for name in ("vocab_size", "embed_dim", "num_classes", "num_filters", "padding_idx"):
+            if not _is_int(getattr(self, name)):
+                raise ValueError(f"{name} must be an integer, got {getattr(self, name)!r}")
+        if not isinstance(self.dropout, int | float) or isinstance(self.dropout, bool):
+            raise ValueError(f"dropout must be a number, got {self.dropout!r}")
+        if not isinstance(self.wide, bool):
+            raise ValueError(f"wide must be true or false, got {self.wide!r}")
         if self.embedding_mode not in EMBEDDING_MODES:
             raise ValueError(
                 f"embedding_mode must be one of {EMBEDDING_MODES}, got {self.embedding_mode!r}"
@@ -43,9 +55,17 @@ class TextCNNConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0 <= self.padding_idx < self.vocab_size:
+            raise ValueError(
+                f"padding_idx must be a token id below vocab_size, got {self.padding_idx}"
+            )
 
     def to_dict(self) -> dict:
         return {**asdict(self), "kernel_sizes": list(self.kernel_sizes)}
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class NGramFeatures(nn.Module):

@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .tokenizer import clean_text
+
 log = logging.getLogger(__name__)
 
 FORMATS = ("csv", "tsv", "jsonl", "fasttext", "folder", "lines")
@@ -116,8 +118,17 @@ def _check(
     elif label is None or not str(label).strip():
         return BadRow(where, "missing label", "missing label; fix the row or pass --skip-bad-rows")
     else:
-        label = str(label).strip()
-    return Example(str(text), label, line, None if id_ is None else str(id_))
+        label = clean_text(str(label).strip())
+    # JSONL may escape a lone surrogate; it could not be written back out as UTF-8
+    row_id = None if id_ is None else clean_text(str(id_))
+    return Example(clean_text(str(text)), label, line, row_id)
+
+
+def _shown(names, limit: int = 200) -> str:
+    """Column names or keys for a message, cut to ``limit`` characters (a header line can
+    be a whole file's worth of text)."""
+    text = ", ".join(str(name) for name in names)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
 def _required_fields(options: ReaderOptions) -> list[tuple[str, str]]:
@@ -159,7 +170,7 @@ def _read_delimited(path: Path, options: ReaderOptions, delimiter: str) -> Itera
     for name, flag in _required_fields(options):
         if name not in header:
             raise ValueError(
-                f"{path}:1: no column {name!r} in the header (columns: {', '.join(header)}); "
+                f"{path}:1: no column {name!r} in the header (columns: {_shown(header)}); "
                 f"name the right one with {flag}"
             )
     columns = {name: header.index(name) for name, _ in _required_fields(options)}
@@ -223,7 +234,7 @@ def _read_jsonl(path: Path, options: ReaderOptions) -> Iterator[Example]:
             yield BadRow(
                 where,
                 f"missing key {name!r}",
-                f"no key {name!r} (keys: {', '.join(record)}); name it with {flag}",
+                f"no key {name!r} (keys: {_shown(record)}); name it with {flag}",
             )
             continue
         label = record.get(options.label_field) if options.label_field else None

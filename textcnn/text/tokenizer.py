@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
+from tokenizers import Encoding, Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
 
 PAD, UNK = "[PAD]", "[UNK]"
 PAD_ID, UNK_ID = 0, 1  # fixed: the text model's padding_idx is PAD_ID
@@ -17,6 +18,12 @@ TokenizerKind = Literal["word", "bpe", "wordpiece"]
 # corpora (Kim's clean_str).
 # On TREC this scored 89.3% against 88.7% for splitting "n't" into three (mean of 3 seeds).
 WORDS = Regex(r"\w+(?=n't)|n't|'\w+|\w+|[^\w\s]")
+# A lone UTF-16 surrogate (valid in JSON as "\udc80", not in Unicode) cannot cross into the
+# Rust tokenizer; it becomes U+FFFD, one character for one, so offsets into the text still hold.
+SURROGATE = re.compile("[\ud800-\udfff]")
+# Texts are cut to this many characters per allowed token before tokenizing, so a huge text
+# costs no more than a long one; see encode_batch for why the ids stay the same.
+CHARS_PER_TOKEN = 32
 
 
 @dataclass
@@ -62,7 +69,8 @@ def train_tokenizer(texts: Iterable[str], config: TokenizerConfig) -> Tokenizer:
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
         [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Split(WORDS, behavior="isolated")]
     )
-    tokenizer.train_from_iterator(texts, trainer)
+    budget = config.max_length * CHARS_PER_TOKEN  # what lies beyond is truncated anyway
+    tokenizer.train_from_iterator((clean_text(t)[:budget] for t in texts), trainer)
     tokenizer.enable_truncation(config.max_length)
     if tokenizer.token_to_id(PAD) != PAD_ID or tokenizer.token_to_id(UNK) != UNK_ID:
         raise RuntimeError("special tokens did not get ids 0 and 1")
@@ -82,6 +90,55 @@ def load_tokenizer(path: Path) -> Tokenizer:
         ) from None
 
 
-def encode(tokenizer: Tokenizer, texts: list[str]) -> list[list[int]]:
+def check_tokenizer(tokenizer: Tokenizer, vocab_size: int, model_dir: Path) -> None:
+    """A model's tokenizer must give ids its embedding has and cut texts to a maximum length."""
+    top = max(tokenizer.get_vocab(with_added_tokens=True).values(), default=-1)
+    if top >= vocab_size:
+        raise ValueError(
+            f"{model_dir}/tokenizer.json: token id {top} is beyond the model's {vocab_size} "
+            "embeddings; the tokenizer belongs to another model: retrain or copy it again"
+        )
+    if not tokenizer.truncation or tokenizer.truncation["max_length"] < 1:
+        raise ValueError(
+            f"{model_dir}/tokenizer.json: no maximum length (truncation); retrain or copy it again"
+        )
+
+
+def clean_text(text: str) -> str:
+    """``text`` with every lone surrogate replaced by U+FFFD (same length)."""
+    if text.isascii() or not SURROGATE.search(text):
+        return text
+    return SURROGATE.sub("\ufffd", text)
+
+
+def char_budget(tokenizer: Tokenizer) -> int | None:
+    """Characters worth tokenizing for a tokenizer that truncates, None when it does not."""
+    truncation = tokenizer.truncation
+    return truncation["max_length"] * CHARS_PER_TOKEN if truncation else None
+
+
+def encode_batch(tokenizer: Tokenizer, texts: Sequence[str]) -> list[Encoding]:
+    """``tokenizer.encode_batch`` of cleaned texts, without tokenizing what truncation drops.
+
+    A text longer than the character budget is first encoded cut to the budget. If that
+    still overflows the maximum length, the kept tokens all end before the cut, so they
+    equal those of the whole text (pre-tokenization splits on whitespace and punctuation,
+    locally); only otherwise (a text of very long words) is the cut doubled until it
+    overflows or takes the whole text. Memory per text is then bounded by the budget.
+    """
+    texts = [clean_text(t) for t in texts]
+    budget = char_budget(tokenizer)
+    if budget is None:
+        return tokenizer.encode_batch(texts)
+    encodings = tokenizer.encode_batch([t[:budget] for t in texts])
+    for i, text in enumerate(texts):
+        cut = budget
+        while len(text) > cut and not encodings[i].overflowing:
+            cut *= 2
+            encodings[i] = tokenizer.encode(text[:cut])
+    return encodings
+
+
+def encode(tokenizer: Tokenizer, texts: Sequence[str]) -> list[list[int]]:
     """Token ids of every text, truncated to the tokenizer's maximum length, unpadded."""
-    return [encoding.ids for encoding in tokenizer.encode_batch(texts)]
+    return [encoding.ids for encoding in encode_batch(tokenizer, texts)]

@@ -26,7 +26,7 @@ from ..text.splits import stratified_split
 from .config import TrainConfig
 from .metrics import classification_report
 from .model_dir import model_meta, write_model_dir
-from .trainer import Trainer
+from .trainer import Trainer, remove_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,6 @@ def train_image(config: TrainConfig, resume: bool = False, on_epoch_end=None) ->
         resume=resume,
         on_epoch_end=on_epoch_end,
     )
-    trainer.finish()
     meta = {
         **model_meta("image", im.arch, output.name),
         "model": model_config,
@@ -119,4 +118,5 @@ def train_image(config: TrainConfig, resume: bool = False, on_epoch_end=None) ->
         if test is not None and folder == "model-best":
             metrics["test"] = evaluate_images(classifier, test, "test")
         write_model_dir(output / folder, model, meta, metrics)
+    remove_checkpoint(output)
     return output / "model-best"

@@ -18,14 +18,23 @@ from ..models import TextCNN, TextCNNConfig
 from ..text.builtin import BUILTIN_CORPORA, load_builtin
 from ..text.corpora import Corpus, ReaderOptions, read_corpus
 from ..text.splits import stratified_folds, stratified_split
-from ..text.tokenizer import PAD_ID, UNK_ID, encode, load_tokenizer, save_tokenizer, train_tokenizer
+from ..text.tokenizer import (
+    PAD_ID,
+    UNK_ID,
+    encode,
+    encode_batch,
+    load_tokenizer,
+    save_tokenizer,
+    train_tokenizer,
+)
 from ..text.vectors import embedding_matrix, load_vectors, train_vectors
 from .config import TrainConfig
 from .metrics import classification_report
 from .model_dir import model_meta, write_model_dir
-from .trainer import Trainer
+from .trainer import Trainer, remove_checkpoint
 
 log = logging.getLogger(__name__)
+CHECKPOINT_TOKENIZER = "checkpoint-tokenizer.json"  # the tokenizer of an unfinished run
 
 
 class TextBatches:
@@ -64,10 +73,22 @@ def load_splits(config: TrainConfig) -> Splits:
     if config.data.dev:
         dev = read_data(config.data.dev, config)
     else:
-        kept, held = stratified_split(train.labels, config.data.dev_fraction, config.training.seed)
-        train, dev = train.subset(kept), train.subset(held)
+        train, dev = hold_out_dev(train, config)
     test = read_data(config.data.test, config) if config.data.test else None
     return Splits(train, dev, test)
+
+
+def hold_out_dev(corpus: Corpus, config: TrainConfig) -> tuple[Corpus, Corpus]:
+    """(train, dev): a seeded, stratified ``dev_fraction`` of ``corpus`` held out."""
+    fraction = config.data.dev_fraction
+    kept, held = stratified_split(corpus.labels, fraction, config.training.seed)
+    if not held:
+        raise ValueError(
+            f"{corpus.source}: {len(corpus)} rows are too few to hold out a dev split "
+            f"({fraction:.0%} of every label, and a label needs 2 rows to give one); "
+            "add rows, or pass a dev file with --dev"
+        )
+    return corpus.subset(kept), corpus.subset(held)
 
 
 def class_weights(targets: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -108,7 +129,7 @@ def _embeddings(config: TrainConfig, tokenizer: Tokenizer, texts: list[str]):
                 raise ValueError(f"{path}: no such file (--unlabeled)")
             with path.open(encoding="utf-8", errors="replace") as handle:
                 corpus += [line for line in handle if line.strip()]
-        sentences = [e.tokens for e in tokenizer.encode_batch(corpus)]
+        sentences = [e.tokens for e in encode_batch(tokenizer, corpus)]
         vectors = train_vectors(
             sentences,
             v.train_vectors,
@@ -132,7 +153,7 @@ def fit_text(
     if len(labels) < 2:
         raise ValueError(f"{train.source}: the training data has only one label ({labels[0]!r})")
     workdir.mkdir(parents=True, exist_ok=True)
-    tokenizer_path = workdir / "checkpoint-tokenizer.json"
+    tokenizer_path = workdir / CHECKPOINT_TOKENIZER
     if resume and tokenizer_path.is_file():
         tokenizer = load_tokenizer(tokenizer_path)
     else:
@@ -169,8 +190,6 @@ def fit_text(
         resume=resume,
         on_epoch_end=on_epoch_end,
     )
-    trainer.finish()
-    tokenizer_path.unlink(missing_ok=True)
     model.load_state_dict(result.best_state)
     model.to("cpu").eval()
     seconds = [h["seconds"] for h in result.history]
@@ -246,7 +265,14 @@ def train_text(
         last_metrics,
         save_tok,
     )
+    finish_run(output)
     return output / "model-best"
+
+
+def finish_run(workdir: Path) -> None:
+    """Drop the checkpoint and its tokenizer once nothing needs them to resume."""
+    remove_checkpoint(workdir)
+    (workdir / CHECKPOINT_TOKENIZER).unlink(missing_ok=True)
 
 
 def cross_validate(
@@ -259,12 +285,9 @@ def cross_validate(
     for i, test_indices in enumerate(stratified_folds(corpus.labels, folds, config.training.seed)):
         held = set(test_indices)
         rest = corpus.subset([j for j in range(len(corpus)) if j not in held])
-        kept, dev_indices = stratified_split(
-            rest.labels, config.data.dev_fraction, config.training.seed
-        )
-        fitted = fit_text(
-            config, rest.subset(kept), rest.subset(dev_indices), output / f"fold-{i + 1}"
-        )
+        train, dev = hold_out_dev(rest, config)
+        fitted = fit_text(config, train, dev, output / f"fold-{i + 1}")
+        finish_run(output / f"fold-{i + 1}")
         report = evaluate(fitted.classifier, corpus.subset(test_indices), f"fold {i + 1}")
         fold = {
             "fold": i + 1,

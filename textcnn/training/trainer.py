@@ -426,6 +426,8 @@ class Trainer:
             state["history"],
         )
 
-    def finish(self) -> None:
-        """Drop the checkpoint once the model directories are written."""
-        shutil.rmtree(self.workdir / CHECKPOINT_DIR, ignore_errors=True)
+
+def remove_checkpoint(workdir: Path) -> None:
+    """Drop a run's checkpoint: only once its model directories are written, so that a run
+    killed while writing them can still be resumed."""
+    shutil.rmtree(Path(workdir) / CHECKPOINT_DIR, ignore_errors=True)
