@@ -29,7 +29,8 @@ case "${1:-}" in
       .venv/bin/textcnn train --data tweets --output runs/tweets --epochs 3 --set max_length=64
     fi
     echo
-    echo "Serving $MODEL on http://127.0.0.1:8000 (API docs: /docs). Try:"
+    echo "Serving $MODEL on http://127.0.0.1:8000: open it in a browser to try the model"
+    echo "(API docs: /docs), or:"
     echo "  curl -s http://127.0.0.1:8000/classify -H 'content-type: application/json' \\"
     echo "       -d '{\"text\": \"I love how quiet the new car is\", \"explain\": true}'"
     echo

@@ -15,7 +15,7 @@ import torch
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import textcnn
 
+from . import page
 from .batching import MicroBatcher
 from .schemas import (
     ERRORS,
@@ -35,6 +36,7 @@ from .schemas import (
     ClassifyRequest,
     ClassifyResponse,
     ClassifyResult,
+    ErrorBody,
     LabelScore,
     ModelInfo,
     Span,
@@ -285,6 +287,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(ServiceMiddleware, max_body_bytes=settings.max_body_bytes, metrics=metrics)
+    app.include_router(page.router)
 
     @app.get("/health", tags=["probes"])
     def health() -> dict:
@@ -328,6 +331,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def prometheus(_: Authorized) -> PlainTextResponse:
         """Prometheus text format: requests by route and status, latency, batch sizes."""
         return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get(
+        "/confusion.png",
+        tags=["model"],
+        response_class=FileResponse,
+        responses={
+            200: {"content": {"image/png": {}}, "description": "the picture"},
+            401: ERRORS[401],
+            404: {"model": ErrorBody, "description": "the model directory has no picture"},
+            503: ERRORS[503],
+        },
+    )
+    def confusion_matrix(_: Authorized, state: Ready) -> FileResponse:
+        """The confusion matrix of the model on its test (else dev) data, as written by training."""
+        picture = Path(settings.model_dir) / "confusion.png"
+        if not picture.is_file():
+            raise HTTPException(404, "this model directory has no confusion.png")
+        return FileResponse(picture, media_type="image/png")
 
     @app.post("/classify", response_model=ClassifyResponse, tags=["model"], responses=ERRORS)
     async def classify(body: ClassifyRequest, _: Authorized, state: Ready) -> ClassifyResponse:

@@ -15,7 +15,14 @@ from schemathesis import GenerationMode
 
 EXAMPLES = int(os.environ.get("TEXTCNN_FUZZ_EXAMPLES", "40"))  # per operation and mode
 REPORT = os.environ.get("TEXTCNN_FUZZ_REPORT")  # a JSON file for the status counts
-OPERATIONS = ["GET /health", "GET /ready", "GET /info", "GET /metrics", "POST /classify"]
+OPERATIONS = [
+    "GET /health",
+    "GET /ready",
+    "GET /info",
+    "GET /metrics",
+    "GET /confusion.png",
+    "POST /classify",
+]
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """The real server: `textcnn serve` in a subprocess on 127.0.0.1 and a free port."""
 
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -246,3 +247,23 @@ def test_api_key(model_dir):
         assert httpx.get(f"{url}/info", headers=right).status_code == 200
     finally:
         secured.stop()
+
+
+def test_the_page_and_its_files_carry_security_headers(server):
+    for path, kind in [("/", "text/html"), ("/static/app.js", "text/javascript")]:
+        response = httpx.get(f"{server.url}{path}")
+        assert response.status_code == 200 and response.headers["content-type"].startswith(kind)
+        policy = response.headers["content-security-policy"]
+        assert "default-src 'none'" in policy and "script-src 'self'" in policy
+        assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
+        assert response.headers["x-content-type-options"] == "nosniff"
+    page = httpx.get(f"{server.url}/").text
+    assert re.findall(r"<script(?![^>]*\bsrc=)", page) == []  # no inline script
+    assert re.search(r"\s(on[a-z]+|style)\s*=", page) is None  # no handlers, no styles
+    assert httpx.get(f"{server.url}/static/../app.py").status_code == 404
+    assert httpx.get(f"{server.url}/static/index.html").status_code == 404
+
+
+def test_the_confusion_matrix_picture(server):
+    response = httpx.get(f"{server.url}/confusion.png")
+    assert response.status_code == 200 and response.content.startswith(b"\x89PNG")
