@@ -1,6 +1,15 @@
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from textcnn.text.builtin import load_builtin
+from textcnn.text.corpora import read_corpus
 from textcnn.text.tokenizer import (
     PAD_ID,
     UNK_ID,
+    FastWordEncoder,
     TokenizerConfig,
     clean_text,
     encode,
@@ -10,6 +19,9 @@ from textcnn.text.tokenizer import (
     train_tokenizer,
 )
 
+DATA = Path(
+    os.environ.get("TEXTCNN_DATA_DIR", Path(__file__).parents[2] / ".." / "shared" / "datasets")
+)
 TEXTS = ["The movie was GREAT, really great!", "A dull, boring film.", "great fun"]
 
 
@@ -80,3 +92,33 @@ def test_lone_surrogates_become_replacement_characters():
     assert clean_text("fine \udc80 \ud83d") == "fine \ufffd \ufffd"
     assert clean_text("caf\u00e9 \U0001f600") == "caf\u00e9 \U0001f600"  # pairs are fine
     assert encode(tokenizer, ["great \udc80"]) == encode(tokenizer, ["great \ufffd"])
+
+
+def test_the_fast_word_encoder_gives_the_tokenizer_ids_on_every_ascii_character():
+    rng = random.Random(0)
+    alphabet = [chr(c) for c in range(128)] + ["don't", "'s", "n't", "great", "[UNK]", "é", "ﬁ"]
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30))) for _ in range(5000)]
+    texts += ["great " * 300, "x" * 20_000 + " great"]  # truncated; past the character budget
+    for lowercase in (True, False):
+        tokenizer = train_tokenizer(TEXTS + texts[:50], TokenizerConfig(lowercase=lowercase))
+        fast = FastWordEncoder.of(tokenizer)
+        ids, truncated = fast.encode(texts)
+        encodings = encode_batch(tokenizer, texts)
+        assert ids == [e.ids for e in encodings]
+        assert truncated == [bool(e.overflowing) for e in encodings]
+    assert FastWordEncoder.of(train_tokenizer(TEXTS, TokenizerConfig(kind="bpe"))) is None
+
+
+CORPORA = ["mr/all.tsv", "subj/all.tsv", "sst2/train.tsv", "sst5/train.tsv", "trec/train.tsv"]
+
+
+@pytest.mark.parametrize("name", ["tweets", *CORPORA])
+def test_the_fast_word_encoder_on_the_benchmark_corpora(name):
+    if name == "tweets":
+        texts = load_builtin("tweets").texts
+    else:
+        if not (DATA / name).is_file():
+            pytest.skip(f"benchmark data not found at {DATA}; set TEXTCNN_DATA_DIR")
+        texts = read_corpus(DATA / name).texts
+    tokenizer = train_tokenizer(texts, TokenizerConfig())
+    assert FastWordEncoder.of(tokenizer).encode(texts)[0] == encode(tokenizer, texts)

@@ -1,0 +1,79 @@
+"""The folded n-gram tables give the convolution path's logits and explanations."""
+
+import pytest
+import torch
+
+import textcnn
+from tests.conftest import tiny_config, tiny_texts, write_tsv
+from textcnn.models import TextCNN, TextCNNConfig
+from textcnn.models.folded import FoldedTextCNN, table_bytes
+from textcnn.training.text import train_text
+
+EDGE_TEXTS = [
+    "   ",  # nothing after tokenization
+    "good",  # one token
+    "dull film",  # shorter than the widest filter (3)
+    " ".join(["the plot was good and the story was fun"] * 4),  # past max_length (12)
+    "the movie was awful and boring",
+    "a wonderful, great film",
+]
+MODES = [
+    ("rand", True),
+    ("rand", False),
+    ("non-static", True),
+    ("multichannel", True),
+    ("multichannel", False),
+]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return write_tsv(tmp_path_factory.mktemp("folded") / "train.tsv", tiny_texts(80))
+
+
+@pytest.mark.parametrize(("mode", "wide"), MODES)
+def test_folded_tables_match_the_convolutions(corpus, tmp_path, mode, wide):
+    vectors = {} if mode == "rand" else {"train_vectors": "word2vec"}
+    cfg = tiny_config(
+        corpus, tmp_path / "run", embedding_mode=mode, wide=wide, max_length=12, **vectors
+    )
+    model_dir = train_text(cfg)
+    conv = textcnn.load(model_dir, inference="conv")
+    folded = textcnn.load(model_dir, inference="folded")
+    assert (conv.inference["path"], folded.inference["path"]) == ("conv", "folded")
+    ids = textcnn.classifier.pad_batch(conv.token_ids(EDGE_TEXTS)[0])
+    with torch.inference_mode():
+        assert torch.allclose(conv.network(ids), folded.network(ids), atol=1e-4)
+    expected = conv.classify(EDGE_TEXTS, top_k=None, explain=True)
+    got = folded.classify(EDGE_TEXTS, top_k=None, explain=True)
+    for want, have in zip(expected, got, strict=True):
+        assert [p.label for p in have.predictions] == [p.label for p in want.predictions]
+        for a, b in zip(have.predictions, want.predictions, strict=True):
+            assert a.score == pytest.approx(b.score, abs=1e-5)
+        assert have.truncated == want.truncated
+        assert [(e.start, e.end, e.text) for e in have.evidence] == [
+            (e.start, e.end, e.text) for e in want.evidence
+        ]
+        for a, b in zip(have.evidence, want.evidence, strict=True):
+            assert a.weight == pytest.approx(b.weight, abs=1e-3)
+    assert got[3].truncated and got[0].evidence == []
+
+
+def test_half_tables_and_the_size_limit():
+    torch.manual_seed(0)
+    model = TextCNN(TextCNNConfig(vocab_size=300, embed_dim=16, num_filters=8)).eval()
+    ids = torch.randint(2, 300, (5, 9))
+    half = FoldedTextCNN(model, torch.float16)
+    with torch.inference_mode():
+        assert torch.allclose(model(ids), half(ids), atol=1e-2)
+    assert table_bytes(model, torch.float16) * 2 == table_bytes(model)
+    assert table_bytes(model) == (3 * 300 + 2 + 4 * 300 + 2 + 5 * 300 + 2) * 8 * 4
+
+
+def test_auto_falls_back_to_the_convolutions_above_the_table_limit(corpus, tmp_path):
+    model_dir = train_text(tiny_config(corpus, tmp_path / "run", epochs=1))
+    assert textcnn.load(model_dir).inference["path"] == "folded"  # the default
+    small = textcnn.load(model_dir, max_table_mb=0.001)
+    assert small.inference["path"] == "conv" and "MB >" in small.inference["reason"]
+    with pytest.raises(ValueError, match="inference must be"):
+        textcnn.load(model_dir, inference="fast")

@@ -1,0 +1,118 @@
+"""Inference with Kim's CNN folded into n-gram tables: no multiply by the embeddings at all.
+
+The first layer is linear in the embeddings. The convolution of width k at window p is
+
+    y_p = b + sum_j W_j · e(x_{p-P+j}),   j = 0 .. k-1  (P = k-1 wide, 0 narrow)
+
+so precomputing, once, the table T_j = E · W_jᵀ (vocabulary x filters) for every width and
+offset turns a window into k row lookups and a sum, which one ``embedding_bag`` call does
+for all windows of a width without materialising the k terms. ReLU, max over the valid
+windows and the linear layer follow as in :class:`~textcnn.models.textcnn.TextCNN`, whose
+results this reproduces to float rounding (``tests/models/test_folded.py``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .textcnn import TextCNN
+
+
+def table_bytes(model: TextCNN, dtype: torch.dtype = torch.float32) -> int:
+    """Memory the folded tables of ``model`` take: vocabulary x sum(widths) x filters."""
+    cfg = model.config
+    rows = sum(k * cfg.vocab_size + 2 for k in cfg.kernel_sizes)
+    return rows * cfg.num_filters * torch.empty(0, dtype=dtype).element_size()
+
+
+class FoldedTextCNN(nn.Module):
+    """A trained :class:`TextCNN` for inference only: same logits, same winning windows."""
+
+    def __init__(self, model: TextCNN, dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        cfg = model.config
+        self.config = cfg
+        self.classifier = model.classifier  # shared: the head is unchanged
+        with torch.no_grad():
+            embeddings = model.embedding.weight  # V x E
+            if model.static_embedding is not None:  # multichannel: the channels add up
+                embeddings = embeddings + model.static_embedding.weight
+            tables, biases = [], []
+            for branch in model.ngrams.values():
+                conv = branch.conv.conv
+                weight = conv.weight  # F x E x k
+                # rows: offset j's block j*V .. (j+1)*V - 1, then zeros (a position outside
+                # the text), then -inf (a window past the text's valid ones: it never wins)
+                blocks = [embeddings @ weight[:, :, j].T for j in range(branch.width)]
+                blocks.append(torch.zeros(2, cfg.num_filters, device=weight.device))
+                blocks[-1][1] = float("-inf")
+                tables.append(torch.cat(blocks).to(dtype).contiguous())
+                biases.append(
+                    conv.bias if conv.bias is not None else torch.zeros_like(weight[:, 0, 0])
+                )
+        self.tables = nn.ParameterList(nn.Parameter(t, requires_grad=False) for t in tables)
+        # a constant per filter: max(window + b) = max(window) + b, so it is added after pooling
+        self.register_buffer("bias", torch.cat(biases).detach().clone())
+
+    def _windows(self, token_ids: torch.Tensor, lengths: torch.Tensor, k: int, table):
+        """N x windows x F: every window of width ``k`` before bias and ReLU; windows past
+        the text's valid ones are -inf."""
+        cfg = self.config
+        n, length = token_ids.shape
+        vocab = cfg.vocab_size
+        zero_row, never_row = k * vocab, k * vocab + 1
+        pad = k - 1 if cfg.wide else 0
+        windows = length + 2 * pad - k + 1
+        device = token_ids.device
+        offsets = torch.arange(k, device=device)
+        positions = torch.arange(windows, device=device)[:, None] - pad + offsets  # windows x k
+        inside = (positions >= 0) & (positions < length)  # zeros outside the text
+        rows = token_ids[:, positions.clamp(0, length - 1)] + vocab * offsets
+        rows = torch.where(inside, rows, zero_row)  # N x windows x k
+        # wide: window p covers tokens p-k+1 .. p; narrow: a short text keeps one window
+        valid = lengths + k - 1 if cfg.wide else (lengths - k + 1).clamp(min=1)
+        past = torch.arange(windows, device=device)[None, :] >= valid[:, None]  # N x windows
+        rows[..., 0].masked_fill_(past, never_row)
+        values = F.embedding_bag(rows.view(-1, k), table, mode="sum")  # N*windows x F
+        return values.view(n, windows, -1)
+
+    def _prepare(self, token_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg = self.config
+        lengths = (token_ids != cfg.padding_idx).sum(dim=1)
+        shortfall = max(cfg.kernel_sizes) - token_ids.shape[1]
+        if shortfall > 0 and not cfg.wide:  # as TextCNN: every width needs a window
+            token_ids = F.pad(token_ids, (0, shortfall), value=cfg.padding_idx)
+        return token_ids, lengths
+
+    def forward_features(self, token_ids: torch.Tensor) -> torch.Tensor:
+        token_ids, lengths = self._prepare(token_ids)
+        pooled = [
+            self._windows(token_ids, lengths, k, table).amax(dim=1)  # N x F
+            for k, table in zip(self.config.kernel_sizes, self.tables, strict=True)
+        ]
+        # ReLU after the max: the same, as ReLU is monotone, on N x F instead of every window
+        features = (torch.cat(pooled, dim=1).to(self.bias.dtype) + self.bias).relu_()
+        return features  # N x (F * widths)
+
+    def forward(self, token_ids: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.forward_features(token_ids))  # N x num_classes
+
+    @torch.no_grad()
+    def ngram_evidence(self, token_ids: torch.Tensor):
+        """As :meth:`TextCNN.ngram_evidence`: contributions N x C x F', first and last token
+        of each filter's winning window N x F'."""
+        token_ids, lengths = self._prepare(token_ids)
+        values, firsts, lasts = [], [], []
+        top = (lengths[:, None] - 1).clamp(min=0)
+        for k, table in zip(self.config.kernel_sizes, self.tables, strict=True):
+            best, positions = self._windows(token_ids, lengths, k, table).max(dim=1)  # N x F
+            # the winning window is the same before and after ReLU whenever it counts (> 0)
+            first = positions - k + 1 if self.config.wide else positions
+            values.append(best)
+            firsts.append(first.clamp(min=0))
+            lasts.append(torch.minimum(first + k - 1, top))
+        pooled = (torch.cat(values, dim=1).to(self.bias.dtype) + self.bias).relu_()
+        contributions = pooled[:, None, :] * self.classifier.weight[None]  # N x C x F'
+        return contributions, torch.cat(firsts, dim=1), torch.cat(lasts, dim=1)
