@@ -1,24 +1,25 @@
-"""Latency of POST /classify at 1, 8 and 64 concurrent clients, with and without
-micro-batching, and the throughput of `textcnn score` on MR.
+"""The HTTP service under wrk, and `textcnn score` on a million lines.
 
-    python benchmarks/serving.py [--model MODEL_DIR] [--requests 400]
+    python benchmarks/serving.py [--model MODEL_DIR] [--seconds 10]
 
-Without --model, a Kim CNN is trained on MR for 3 epochs first (the size of the
-network, not its accuracy, is what matters here). Reads ``$TEXTCNN_DATA_DIR``
-(default ``../shared/datasets``). The server runs in a subprocess on
-127.0.0.1; the clients (httpx, asyncio) share the same machine, so at 64
-clients they compete with the server for the CPU. Writes
-``benchmarks/results/serving.json`` and prints Markdown tables.
+Without --model, a Kim CNN is trained on MR for 3 epochs first (the size of the network,
+not its accuracy, is what matters here). The server (``textcnn serve``, default settings)
+runs with ``--workers 1`` and ``--workers 2`` on 127.0.0.1; wrk (Debian package ``wrk``)
+sends single-text requests over 1, 8 and 64 connections and 32-text requests over 8,
+``--seconds`` each, from the same two cores. Then ``textcnn score`` scores 1,000,000 MR
+lines (the corpus repeated) end to end, with its peak memory. Reads ``$TEXTCNN_DATA_DIR``
+(default ``../shared/datasets``); writes ``benchmarks/results/serving.json`` and prints
+Markdown tables.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
+import resource
+import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,10 +27,7 @@ import time
 from pathlib import Path
 
 import httpx
-import torch
 
-import textcnn
-from textcnn.scoring import score_file
 from textcnn.text.corpora import read_corpus
 from textcnn.training.config import TrainConfig
 from textcnn.training.text import train_text
@@ -37,20 +35,32 @@ from textcnn.training.text import train_text
 DATA = Path(
     os.environ.get("TEXTCNN_DATA_DIR", Path(__file__).parents[1] / ".." / "shared" / "datasets")
 )
-CLIENTS = (1, 8, 64)
-CONFIGS = {
-    "micro-batching (64 texts, 2 ms)": {"MAX_BATCH_SIZE": "64", "MAX_WAIT_MS": "2"},
-    "no batching": {"MAX_BATCH_SIZE": "1", "MAX_WAIT_MS": "0"},
-}
+LOADS = [(1, 1), (8, 1), (64, 1), (8, 32)]  # (connections, texts per request)
+SCORE_LINES = 1_000_000
+# wrk's Lua: POST the body; print the summary as JSON at the end
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = %s
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{"requests": %%d, "seconds": %%f, "p50_ms": %%f, "p99_ms": %%f, ' ..
+    '"errors": %%d, "non_2xx": %%d}\\n',
+    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000,
+    latency:percentile(99) / 1000, e.connect + e.read + e.write + e.timeout, e.status))
+end
+"""
 
 
-def start_server(model: Path, settings: dict) -> tuple[subprocess.Popen, str]:
+def start_server(model: Path, settings: dict, workers: int = 1) -> tuple[subprocess.Popen, str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {**os.environ, **{f"TEXTCNN_{k}": v for k, v in settings.items()}}
+    command = [sys.executable, "-m", "textcnn.cli", "serve", "--model", str(model)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "textcnn.cli", "serve", "--model", str(model), "--port", str(port)],
+        [*command, "--port", str(port), "--workers", str(workers)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -59,6 +69,7 @@ def start_server(model: Path, settings: dict) -> tuple[subprocess.Popen, str]:
     for _ in range(300):
         try:
             if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
+                time.sleep(2 if workers > 1 else 0)  # the other workers finish loading
                 return process, url
         except httpx.HTTPError:
             time.sleep(0.2)
@@ -66,99 +77,93 @@ def start_server(model: Path, settings: dict) -> tuple[subprocess.Popen, str]:
     raise RuntimeError("the server did not become ready")
 
 
-async def load(url: str, texts: list[str], clients: int, total: int) -> dict:
-    latencies: list[float] = []
-    queue = iter(range(total))
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
+def wrk(url: str, body: str, connections: int, seconds: int, tmp: Path) -> dict:
+    script = tmp / "post.lua"
+    script.write_text(WRK_SCRIPT % json.dumps(body))
+    threads = min(2, connections)
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", str(script)]
+    output = subprocess.run(
+        [*command, f"{url}/classify"], capture_output=True, text=True, check=True
+    ).stdout
+    result = json.loads(output.strip().splitlines()[-1])
+    result["requests_per_s"] = result["requests"] / result["seconds"]
+    return result
 
-        async def worker() -> None:
-            for i in queue:
-                started = time.perf_counter()
-                response = await client.post("/classify", json={"text": texts[i % len(texts)]})
-                latencies.append(time.perf_counter() - started)
-                response.raise_for_status()
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(clients)))
-        wall = time.perf_counter() - started
-    latencies.sort()
-    return {
-        "clients": clients,
-        "requests": total,
-        "p50_ms": 1000 * statistics.median(latencies),
-        "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
-        "requests_per_s": total / wall,
-    }
+def score_million(model: Path, texts: list[str], tmp: Path) -> dict:
+    lines = tmp / "million.txt"
+    with lines.open("w") as handle:
+        for i in range(SCORE_LINES):
+            handle.write(texts[i % len(texts)] + "\n")
+    out = tmp / "scores.jsonl"
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "textcnn.cli", "score", str(model), str(lines), "-o", str(out)],
+        check=True,
+        capture_output=True,
+    )
+    seconds = time.perf_counter() - started
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"rows": SCORE_LINES, "rows_per_s": SCORE_LINES / seconds, "peak_rss_mb": peak_mb}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path)
-    parser.add_argument(
-        "--requests",
-        type=int,
-        default=400,
-        help="requests per client count (at least 10 per client)",
-    )
+    parser.add_argument("--seconds", type=int, default=10)
     args = parser.parse_args()
     if not (DATA / "mr" / "all.tsv").is_file():
         sys.exit(f"skipped: no MR data at {DATA}; set TEXTCNN_DATA_DIR")
+    if shutil.which("wrk") is None:
+        sys.exit("skipped: wrk is not installed (apt-get install wrk)")
     texts = read_corpus(DATA / "mr" / "all.tsv").texts
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
         model = args.model
         if model is None:
-            cfg = TrainConfig.load(
-                overrides={
-                    "data": str(DATA / "mr" / "all.tsv"),
-                    "epochs": 3,
-                    "output": f"{tmp}/mr",
-                    "progress": False,
-                }
-            )
-            model = train_text(cfg)
-        latency = {}
-        for name, settings in CONFIGS.items():
-            process, url = start_server(model, settings)
+            overrides = {"data": str(DATA / "mr" / "all.tsv"), "epochs": 3}
+            overrides.update(output=str(tmp / "mr"), progress=False)
+            model = train_text(TrainConfig.load(overrides=overrides))
+        rows = []
+        for workers in (1, 2):
+            process, url = start_server(model, {}, workers)
             try:
-                asyncio.run(load(url, texts, 8, 100))  # warm-up
-                latency[name] = [
-                    asyncio.run(load(url, texts, c, max(args.requests, 10 * c))) for c in CLIENTS
-                ]
+                for connections, per_request in LOADS:
+                    chosen = texts[:per_request]
+                    body = json.dumps(
+                        {"text": chosen[0]} if per_request == 1 else {"texts": chosen}
+                    )
+                    wrk(url, body, connections, 2, tmp)  # warm-up
+                    result = wrk(url, body, connections, args.seconds, tmp)
+                    result.update(
+                        workers=workers,
+                        connections=connections,
+                        texts_per_request=per_request,
+                        texts_per_s=result["requests_per_s"] * per_request,
+                    )
+                    rows.append(result)
+                    print(json.dumps(result), flush=True)
             finally:
                 process.terminate()
                 process.wait()
-            for row in latency[name]:
-                print(json.dumps({"config": name, **row}), flush=True)
-        lines = Path(tmp) / "mr.txt"
-        lines.write_text("".join(t + "\n" for t in texts))
-        classifier = textcnn.load(model)
-        rates = []
-        for run in range(3):
-            out = Path(tmp) / f"scores{run}.jsonl"
-            rates.append(
-                score_file(classifier, str(lines), str(out), progress=False).rows_per_second
-            )
-    result = {
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "latency": latency,
-        "score_texts_per_s": statistics.median(rates),
-        "score_rows": len(texts),
-    }
+        score = score_million(model, texts, tmp)
     results = Path(__file__).parent / "results"
-    results.mkdir(exist_ok=True)
-    (results / "serving.json").write_text(json.dumps(result, indent=2))
-    print("\n| server | clients | p50 ms | p99 ms | requests/s |\n|---|---|---|---|---|")
-    for name, rows in latency.items():
-        for r in rows:
-            print(
-                f"| {name} | {r['clients']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
-                f"{r['requests_per_s']:.0f} |"
-            )
+    (results / "serving.json").write_text(
+        json.dumps({"wrk": rows, "score": score}, indent=2) + "\n"
+    )
     print(
-        f"\ntextcnn score on MR ({len(texts)} texts, median of 3): "
-        f"{result['score_texts_per_s']:,.0f} texts/s"
+        "\n| workers | connections | texts/request | requests/s | texts/s | p50 ms | p99 ms "
+        "| errors |\n|---|---|---|---|---|---|---|---|"
+    )
+    for r in rows:
+        print(
+            f"| {r['workers']} | {r['connections']} | {r['texts_per_request']} | "
+            f"{r['requests_per_s']:,.0f} | {r['texts_per_s']:,.0f} | {r['p50_ms']:.1f} | "
+            f"{r['p99_ms']:.1f} | {r['errors'] + r['non_2xx']} |"
+        )
+    print(
+        f"\ntextcnn score, {score['rows']:,} lines: {score['rows_per_s']:,.0f} rows/s, "
+        f"peak memory {score['peak_rss_mb']:,.0f} MB"
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -18,10 +19,14 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(10_000, ge=1)
     max_body_bytes: int = Field(1_000_000, ge=1)
     max_batch_size: int = Field(64, ge=1)  # texts per forward pass (micro-batching)
-    max_wait_ms: float = Field(2.0, ge=0)  # how long a batch waits for more requests
+    max_wait_ms: float = Field(1.0, ge=0)  # how long a batch waits for more requests
     torch_threads: int | None = Field(None, ge=1)  # None: torch's default
     cors_origins: list[str] = []  # CORS is off unless origins are given
     explain_spans: int = Field(5, ge=1, le=50)
+    # how the network runs: folded n-gram tables (auto: when they fit max_table_mb) or conv
+    inference: Literal["auto", "folded", "conv"] = "auto"
+    max_table_mb: float = Field(512, ge=0)
+    half_tables: bool = False  # float16 tables: half the memory, scores to ~1e-3
 
     @field_validator("api_key", mode="before")
     @classmethod

@@ -142,14 +142,16 @@ class TextClassifier:
 
     def token_ids(self, texts: Sequence[str]) -> tuple[list[list[int]], list[bool]]:
         """(token ids, truncated) of every text: the fast word encoder when there is one."""
-        if self.fast_encoder is not None:
-            return self.fast_encoder.encode(texts)
-        encodings = encode_batch(self.tokenizer, texts)
-        return [e.ids for e in encodings], [bool(e.overflowing) for e in encodings]
+        with collection_paused():
+            if self.fast_encoder is not None:
+                return self.fast_encoder.encode(texts)
+            encodings = encode_batch(self.tokenizer, texts)
+            return [e.ids for e in encodings], [bool(e.overflowing) for e in encodings]
 
-    def _probabilities(self, ids: list[list[int]], batch_size: int) -> torch.Tensor:
-        """N x classes, in input order; batches are cut from the texts sorted by length, so
-        little work goes into padding."""
+    @torch.inference_mode()
+    def probabilities_of(self, ids: list[list[int]], batch_size: int = 1024) -> torch.Tensor:
+        """N x classes for token ids from :meth:`token_ids`, in input order; batches are cut
+        from the texts sorted by length, so little work goes into padding."""
         out = torch.empty(len(ids), len(self.labels))
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         for start in range(0, len(ids), batch_size):
@@ -158,12 +160,21 @@ class TextClassifier:
             out[rows] = torch.softmax(self.network(batch).float(), dim=-1).cpu()
         return out
 
-    @torch.inference_mode()
     def predict_proba(self, texts: Sequence[str], batch_size: int = 1024) -> torch.Tensor:
         """N x num_classes class probabilities."""
-        with collection_paused():
-            ids, _ = self.token_ids(self._check(texts))
-        return self._probabilities(ids, batch_size)
+        return self.probabilities(texts, batch_size)[0]
+
+    @torch.inference_mode()
+    def probabilities(
+        self, texts: Sequence[str], batch_size: int = 1024
+    ) -> tuple[torch.Tensor, list[bool]]:
+        """(N x num_classes probabilities, whether each text was truncated): arrays, not an
+        object per text, for callers that handle many texts (batch scoring)."""
+        return self._scored(self._check(texts), batch_size)
+
+    def _scored(self, texts: list[str], batch_size: int) -> tuple[torch.Tensor, list[bool]]:
+        ids, truncated = self.token_ids(texts)
+        return self.probabilities_of(ids, batch_size), truncated
 
     def predict(
         self, texts: Sequence[str], top_k: int | None = 1, batch_size: int = 1024
@@ -187,10 +198,10 @@ class TextClassifier:
         k = len(self.labels) if top_k is None else min(top_k, len(self.labels))
         if explain:
             return self._explained(texts, k, batch_size, evidence_spans)
+        probs, truncated = self._scored(texts, batch_size)
+        scores, indices = probs.topk(k, dim=-1)
+        labels = self.labels
         with collection_paused():
-            ids, truncated = self.token_ids(texts)
-            scores, indices = self._probabilities(ids, batch_size).topk(k, dim=-1)
-            labels = self.labels
             return [
                 Result([Prediction(labels[i], p) for p, i in zip(ps, ix, strict=True)], cut)
                 for ps, ix, cut in zip(scores.tolist(), indices.tolist(), truncated, strict=True)

@@ -453,7 +453,9 @@ def score(
     all_scores: Annotated[
         bool, typer.Option("--all-scores", help="the score of every label")
     ] = False,
-    chunk_size: Annotated[int, typer.Option(min=1, help="texts per batch")] = 2048,
+    chunk_size: Annotated[
+        int, typer.Option(min=1, help="texts read, scored and written at a time")
+    ] = 8192,
     resume: Annotated[bool, typer.Option(help="continue an interrupted run into OUTPUT")] = False,
     skip_bad_rows: Annotated[bool, typer.Option("--skip-bad-rows")] = False,
 ) -> None:

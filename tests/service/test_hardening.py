@@ -119,3 +119,19 @@ def test_with_a_key_ready_is_a_bare_status_and_the_reason_needs_the_key(model_di
         assert client.get("/ready").json() == {"status": "ready"}
     finally:
         client.__exit__(None, None, None)
+
+
+def test_the_inference_path_is_a_setting_and_shown_in_info(model_dir):
+    for settings, path in [({}, "folded"), ({"inference": "conv"}, "conv")]:
+        client = started(model_dir, **settings)
+        try:
+            assert client.get("/info").json()["inference"]["path"] == path
+            assert client.post("/classify", json={"text": "a good film"}).status_code == 200
+        finally:
+            client.__exit__(None, None, None)
+    client = started(model_dir, max_table_mb=0)
+    try:
+        info = client.get("/info").json()["inference"]
+        assert info["path"] == "conv" and "MB >" in info["reason"]
+    finally:
+        client.__exit__(None, None, None)
