@@ -237,7 +237,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 max_table_mb=settings.max_table_mb,
                 half_tables=settings.half_tables,
             )
-            if not isinstance(classifier, textcnn.TextClassifier):
+            if classifier.task != "text":
                 raise ValueError(
                     f"{settings.model_dir}: an image model; this service classifies text"
                 )

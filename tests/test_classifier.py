@@ -69,7 +69,9 @@ def test_other_damage_gives_clear_errors(model_dir, tmp_path):
         textcnn.load(tmp_path / "nothing")
 
 
-def test_a_model_saved_from_another_device_loads_on_cpu(model_dir):
-    # safetensors stores device-free tensors; loading maps them to the CPU explicitly
-    classifier = textcnn.load(model_dir, device="cpu")
-    assert next(classifier.model.parameters()).device == torch.device("cpu")
+def test_the_device_argument_places_the_whole_model(model_dir):
+    # safetensors files hold no device: the loader puts every tensor where it is asked to
+    for device in ("cpu", "meta"):
+        classifier = textcnn.load(model_dir, device=device)
+        tensors = [*classifier.model.parameters(), *classifier.network.parameters()]
+        assert {t.device for t in tensors} == {torch.device(device)}

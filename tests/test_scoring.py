@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 import textcnn
 from tests.conftest import tiny_config, tiny_texts, write_tsv
 from textcnn.cli import app
-from textcnn.scoring import score_file
+from textcnn.text.scoring import score_file
 from textcnn.training.text import train_text
 
 runner = CliRunner()

@@ -1,11 +1,13 @@
 """textcnn: convolutional text classifiers (Kim 2014) and classic image CNNs on one core."""
 
-from .classifier import Evidence, Prediction, Result, TextClassifier, load
 from .models import create_model, list_models
+from .predictor import Prediction, Predictor, load
+from .text.classifier import Evidence, Result, TextClassifier
 
 __all__ = [
     "Evidence",
     "Prediction",
+    "Predictor",
     "Result",
     "TextClassifier",
     "create_model",

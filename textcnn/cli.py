@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .models import create_model, list_models, model_entry
-from .summary import Summary, summarize_registered
+from .models.summary import Summary, summarize_registered
 
 app = typer.Typer(
     help="Convolutional text and image classifiers.",
@@ -328,22 +328,15 @@ def evaluate(
     """Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix.
 
     An image model takes a class folder, or fashion-mnist (its test split)."""
-    from .classifier import TextClassifier, load
-    from .images.data import read_images
-    from .text.corpora import ReaderOptions, read_corpus
-    from .training.image import evaluate_images
+    from .predictor import load
+    from .text.corpora import ReaderOptions
+    from .training.evaluation import evaluate_data
     from .training.metrics import plot_confusion_matrix
-    from .training.text import evaluate as evaluate_corpus
 
     with user_errors():
-        classifier = load(model_dir)
-        if isinstance(classifier, TextClassifier):
-            options = ReaderOptions(text_field, label_field, skip_bad_rows, format)
-            report = evaluate_corpus(classifier, read_corpus(data, options))
-        else:
-            c = classifier
-            images = read_images(data, "test", c.channels, c.size, c.labels, skip_bad_rows)
-            report = evaluate_images(classifier, images)
+        predictor = load(model_dir)
+        options = ReaderOptions(text_field, label_field, skip_bad_rows, format)
+        report = evaluate_data(predictor, data, options)
         if png:
             plot_confusion_matrix(report, png)
     if as_json:
@@ -380,7 +373,7 @@ def predict(
 ) -> None:
     """Classify texts given as arguments (or on standard input, one per line); for an image
     model, image files."""
-    from .classifier import load
+    from .predictor import load
 
     with user_errors():
         classifier = load(model_dir)
@@ -413,12 +406,12 @@ def cam(
     ] = None,
 ) -> None:
     """Class activation map (Zhou et al. 2016): the image with the predicted class's heat map."""
-    from .classifier import TextClassifier, load
     from .images.cam import save_overlay
+    from .predictor import load
 
     with user_errors():
         classifier = load(model_dir)
-        if isinstance(classifier, TextClassifier):
+        if classifier.task != "image":
             raise ValueError(
                 f"{model_dir}: a text model; class activation maps need an image model"
             )
@@ -460,13 +453,13 @@ def score(
     skip_bad_rows: Annotated[bool, typer.Option("--skip-bad-rows")] = False,
 ) -> None:
     """Score a large file in order, streaming in chunks; --resume continues an interrupted run."""
-    from .classifier import TextClassifier, load
-    from .scoring import score_file
+    from .predictor import load
+    from .text.scoring import score_file
 
     err = Console(stderr=True)
     with user_errors():
         classifier = load(model_dir)
-        if not isinstance(classifier, TextClassifier):
+        if classifier.task != "text":
             raise ValueError(f"{model_dir}: an image model; `textcnn score` scores text files")
         summary = score_file(
             classifier,

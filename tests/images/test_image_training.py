@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from textcnn import load
+from textcnn import Predictor, load
 from textcnn.artifacts import load_tensors
 from textcnn.images.cam import class_activation_maps
 from textcnn.images.data import ImageBatches, ImageSet, Normalization
@@ -140,6 +140,7 @@ def test_trained_image_model_saved_and_reloaded_gives_identical_outputs(tmp_path
     ]
     _, dev, _ = load_image_splits(config)
     first, second = load(model_dir), load(model_dir)
+    assert isinstance(first, Predictor) and first.task == "image"
     out = first.predict_proba(dev.images)
     assert torch.equal(out, second.predict_proba(dev.images))
     assert torch.equal(out, first.predict_proba(dev.images))  # fractional pooling is fixed in eval

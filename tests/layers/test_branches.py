@@ -2,7 +2,7 @@ import torch
 from torch import nn
 
 from textcnn.layers import ConvBlock, Parallel
-from textcnn.summary import summarize
+from textcnn.models.summary import summarize
 
 
 def naive_inception() -> Parallel:

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from textcnn.layers import ConvBlock, output_size, same_padding
-from textcnn.summary import summarize
+from textcnn.models.summary import summarize
 
 IMAGE = torch.tensor(
     [

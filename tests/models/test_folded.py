@@ -7,6 +7,7 @@ import textcnn
 from tests.conftest import tiny_config, tiny_texts, write_tsv
 from textcnn.models import TextCNN, TextCNNConfig
 from textcnn.models.folded import FoldedTextCNN, table_bytes
+from textcnn.text.classifier import pad_batch
 from textcnn.training.text import train_text
 
 EDGE_TEXTS = [
@@ -41,7 +42,7 @@ def test_folded_tables_match_the_convolutions(corpus, tmp_path, mode, wide):
     conv = textcnn.load(model_dir, inference="conv")
     folded = textcnn.load(model_dir, inference="folded")
     assert (conv.inference["path"], folded.inference["path"]) == ("conv", "folded")
-    ids = textcnn.classifier.pad_batch(conv.token_ids(EDGE_TEXTS)[0])
+    ids = pad_batch(conv.token_ids(EDGE_TEXTS)[0])
     with torch.inference_mode():
         assert torch.allclose(conv.network(ids), folded.network(ids), atol=1e-4)
     expected = conv.classify(EDGE_TEXTS, top_k=None, explain=True)
@@ -67,7 +68,7 @@ def test_half_tables_and_the_size_limit():
     with torch.inference_mode():
         assert torch.allclose(model(ids), half(ids), atol=1e-2)
     assert table_bytes(model, torch.float16) * 2 == table_bytes(model)
-    assert table_bytes(model) == (3 * 300 + 2 + 4 * 300 + 2 + 5 * 300 + 2) * 8 * 4
+    assert table_bytes(model) == (3 * 301 + 1 + 4 * 301 + 1 + 5 * 301 + 1) * 8 * 4
 
 
 def test_auto_falls_back_to_the_convolutions_above_the_table_limit(corpus, tmp_path):

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from textcnn.models import Classifier, create_model, list_models, model_entry
-from textcnn.summary import example_input
+from textcnn.models.summary import example_input
 
 ALL_MODELS = list_models()
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from textcnn.models import create_model
-from textcnn.summary import summarize, summarize_registered
+from textcnn.models.summary import summarize, summarize_registered
 
 
 def n_params(model: torch.nn.Module) -> int:

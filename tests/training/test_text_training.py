@@ -7,7 +7,7 @@ from safetensors.torch import load_file
 import textcnn
 from tests.conftest import tiny_config, tiny_texts, write_tsv
 from textcnn.artifacts import load_tensors
-from textcnn.training.text import train_text
+from textcnn.training.text import class_weights, train_text
 
 
 def test_a_tiny_corpus_is_learned_completely(tiny_corpus, tmp_path):
@@ -97,13 +97,25 @@ def test_resume_without_a_checkpoint_is_a_clear_error(tiny_corpus, tmp_path):
         train_text(tiny_config(tiny_corpus, tmp_path / "run"), resume=True)
 
 
-def test_early_stopping_and_balanced_class_weights(tiny_corpus, tmp_path):
-    cfg = tiny_config(
-        tiny_corpus, tmp_path / "run", epochs=30, patience=2, class_weights="balanced"
-    )
-    train_text(cfg)
+def test_early_stopping(tiny_corpus, tmp_path):
+    train_text(tiny_config(tiny_corpus, tmp_path / "run", epochs=30, patience=2))
     epochs = (tmp_path / "run" / "metrics.jsonl").read_text().count("\n")
     assert epochs < 30
+
+
+def test_balanced_class_weights_reweigh_an_imbalanced_corpus(tmp_path):
+    rows = tiny_texts(200)
+    rows = [r for r in rows if r[1] == "positive"] + [r for r in rows if r[1] == "negative"][:20]
+    data = write_tsv(tmp_path / "imbalanced.tsv", rows)  # 100 positive, 20 negative
+    weights = class_weights(torch.tensor([0] * 20 + [1] * 100), 2)
+    assert weights.tolist() == pytest.approx([120 / (2 * 20), 120 / (2 * 100)])
+
+    def first_loss(name, **settings):
+        train_text(tiny_config(data, tmp_path / name, epochs=1, **settings))
+        return json.loads((tmp_path / name / "metrics.jsonl").read_text())["train_loss"]
+
+    # the same seed and batches: only the weighting differs, and it reaches the loss
+    assert first_loss("plain") != pytest.approx(first_loss("balanced", class_weights="balanced"))
 
 
 def test_labels_unknown_to_the_training_data_are_rejected(tiny_corpus, tmp_path):

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..artifacts import atomic_file
 from ..layers import GlobalPool
 from ..models import Classifier
 
@@ -58,8 +59,6 @@ def save_overlay(image: torch.Tensor, heat: torch.Tensor, path: Path, title: str
     axis.set_title(title, fontsize=10)
     axis.axis("off")
     figure.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(tmp)
+    with atomic_file(path) as tmp:
+        figure.savefig(tmp, format="png")
     plt.close(figure)
-    tmp.replace(path)

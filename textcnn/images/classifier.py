@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 
 from ..artifacts import checked_labels, load_weights
-from ..classifier import Prediction
 from ..models import Classifier
+from ..predictor import Prediction
 from .cam import class_activation_maps, upsample
 from .data import Normalization, read_image
 from .models import build_image_model
@@ -27,6 +27,7 @@ class ImageClassifier:
         size: int,
         config: dict | None = None,
     ) -> None:
+        self.task = "image"
         self.model = model.eval()
         self.labels = list(labels)
         self.normalization = normalization
@@ -82,7 +83,10 @@ class ImageClassifier:
         return Prediction(self.labels[index], float(probs[index])), heat
 
 
-def load_image_classifier(path: Path, config: dict) -> ImageClassifier:
+def load_image_classifier(
+    path: Path, config: dict, device: str | torch.device = "cpu"
+) -> ImageClassifier:
+    """The image model of directory ``path`` (its ``config.json`` read as ``config``)."""
     try:
         pre = config["preprocessing"]
         shape = (pre["channels"], pre["size"], pre["size"])
@@ -93,4 +97,4 @@ def load_image_classifier(path: Path, config: dict) -> ImageClassifier:
         )
     except (KeyError, TypeError) as error:
         raise ValueError(f"{path}/config.json: incomplete or damaged ({error})") from None
-    return ImageClassifier(model, labels, normalization, shape[0], shape[1], config)
+    return ImageClassifier(model.to(device), labels, normalization, shape[0], shape[1], config)

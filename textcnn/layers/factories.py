@@ -8,9 +8,6 @@ CONV = {1: nn.Conv1d, 2: nn.Conv2d}
 BATCH_NORM = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d}
 MAX_POOL = {1: nn.MaxPool1d, 2: nn.MaxPool2d}
 AVG_POOL = {1: nn.AvgPool1d, 2: nn.AvgPool2d}
-ADAPTIVE_MAX_POOL = {1: nn.AdaptiveMaxPool1d, 2: nn.AdaptiveMaxPool2d}
-ADAPTIVE_AVG_POOL = {1: nn.AdaptiveAvgPool1d, 2: nn.AdaptiveAvgPool2d}
-DROPOUT = {1: nn.Dropout1d, 2: nn.Dropout2d}
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,

@@ -23,7 +23,7 @@ from .textcnn import TextCNN
 def table_bytes(model: TextCNN, dtype: torch.dtype = torch.float32) -> int:
     """Memory the folded tables of ``model`` take: vocabulary x sum(widths) x filters."""
     cfg = model.config
-    rows = sum(k * cfg.vocab_size + 2 for k in cfg.kernel_sizes)
+    rows = sum(k * (cfg.vocab_size + 1) + 1 for k in cfg.kernel_sizes)
     return rows * cfg.num_filters * torch.empty(0, dtype=dtype).element_size()
 
 
@@ -40,14 +40,17 @@ class FoldedTextCNN(nn.Module):
             if model.static_embedding is not None:  # multichannel: the channels add up
                 embeddings = embeddings + model.static_embedding.weight
             tables, biases = [], []
+            zeros = torch.zeros(1, cfg.num_filters, device=embeddings.device)
             for branch in model.ngrams.values():
                 conv = branch.conv.conv
                 weight = conv.weight  # F x E x k
-                # rows: offset j's block j*V .. (j+1)*V - 1, then zeros (a position outside
-                # the text), then -inf (a window past the text's valid ones: it never wins)
-                blocks = [embeddings @ weight[:, :, j].T for j in range(branch.width)]
-                blocks.append(torch.zeros(2, cfg.num_filters, device=weight.device))
-                blocks[-1][1] = float("-inf")
+                # Offset j's block: rows j*(V+1) .. j*(V+1)+V-1, then a zero row (a position
+                # outside the text: token id V lands on it in every block). Last, one -inf row
+                # (a window past the text's valid ones: it never wins the max).
+                blocks = []
+                for j in range(branch.width):
+                    blocks += [embeddings @ weight[:, :, j].T, zeros]
+                blocks.append(torch.full_like(zeros, float("-inf")))
                 tables.append(torch.cat(blocks).to(dtype).contiguous())
                 biases.append(
                     conv.bias if conv.bias is not None else torch.zeros_like(weight[:, 0, 0])
@@ -60,27 +63,23 @@ class FoldedTextCNN(nn.Module):
         """N x windows x F: every window of width ``k`` before bias and ReLU; windows past
         the text's valid ones are -inf."""
         cfg = self.config
-        n, length = token_ids.shape
-        vocab = cfg.vocab_size
-        zero_row, never_row = k * vocab, k * vocab + 1
+        outside = cfg.vocab_size  # the zero row of every block
         pad = k - 1 if cfg.wide else 0
-        windows = length + 2 * pad - k + 1
-        device = token_ids.device
-        offsets = torch.arange(k, device=device)
-        positions = torch.arange(windows, device=device)[:, None] - pad + offsets  # windows x k
-        inside = (positions >= 0) & (positions < length)  # zeros outside the text
-        rows = token_ids[:, positions.clamp(0, length - 1)] + vocab * offsets
-        rows = torch.where(inside, rows, zero_row)  # N x windows x k
+        padded = F.pad(token_ids, (pad, pad), value=outside) if pad else token_ids
+        offsets = (outside + 1) * torch.arange(k, device=token_ids.device, dtype=torch.int32)
+        rows = padded.unfold(1, k, 1) + offsets  # N x windows x k, one pass
+        windows = rows.shape[1]
         # wide: window p covers tokens p-k+1 .. p; narrow: a short text keeps one window
         valid = lengths + k - 1 if cfg.wide else (lengths - k + 1).clamp(min=1)
-        past = torch.arange(windows, device=device)[None, :] >= valid[:, None]  # N x windows
-        rows[..., 0].masked_fill_(past, never_row)
+        past = torch.arange(windows, device=token_ids.device)[None, :] >= valid[:, None]
+        rows[..., 0].masked_fill_(past, table.shape[0] - 1)  # the -inf row
         values = F.embedding_bag(rows.view(-1, k), table, mode="sum")  # N*windows x F
-        return values.view(n, windows, -1)
+        return values.view(len(token_ids), windows, -1)
 
     def _prepare(self, token_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.config
         lengths = (token_ids != cfg.padding_idx).sum(dim=1)
+        token_ids = token_ids.to(torch.int32)  # half the index traffic of int64
         shortfall = max(cfg.kernel_sizes) - token_ids.shape[1]
         if shortfall > 0 and not cfg.wide:  # as TextCNN: every width needs a window
             token_ids = F.pad(token_ids, (0, shortfall), value=cfg.padding_idx)

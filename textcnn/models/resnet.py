@@ -38,8 +38,6 @@ class Shortcut(nn.Module):
 class ResidualBlock(nn.Module):
     """``out = body(x) + shortcut(x)``; in the post-activation net a ReLU follows the sum."""
 
-    expansion = 1
-
     def __init__(self, body: nn.Sequential, shortcut: Shortcut, norm: Norm) -> None:
         super().__init__()
         self.body = body

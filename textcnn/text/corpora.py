@@ -55,9 +55,6 @@ class Corpus:
     def __len__(self) -> int:
         return len(self.texts)
 
-    def label_counts(self) -> Counter:
-        return Counter(self.labels)
-
     def fingerprint(self) -> str:
         """sha256 of the texts and labels, in order: identifies the training data."""
         digest = hashlib.sha256()

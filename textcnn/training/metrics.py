@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..artifacts import atomic_file
+
 
 def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
     """Rows are true classes, columns predicted classes."""
@@ -66,7 +68,6 @@ def plot_confusion_matrix(report: dict, path: Path, title: str = "") -> None:
     ax.set_title(title or f"accuracy {report['accuracy']:.1%}, macro-F1 {report['macro_f1']:.3f}")
     fig.colorbar(image, ax=ax, fraction=0.046, label="share of the true class")
     fig.tight_layout()
-    tmp = Path(path).with_name(f".{Path(path).name}.tmp")
-    fig.savefig(tmp, format="png", dpi=100)
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
-    tmp.replace(path)

@@ -13,9 +13,9 @@ import torch
 from tokenizers import Tokenizer
 
 from ..artifacts import write_json
-from ..classifier import TOKENIZER_FILE, TextClassifier, pad_batch
 from ..models import TextCNN, TextCNNConfig
 from ..text.builtin import BUILTIN_CORPORA, load_builtin
+from ..text.classifier import TOKENIZER_FILE, TextClassifier, pad_batch
 from ..text.corpora import Corpus, ReaderOptions, read_corpus
 from ..text.splits import stratified_folds, stratified_split
 from ..text.tokenizer import (

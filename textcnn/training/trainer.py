@@ -25,7 +25,14 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..artifacts import atomic_directory, load_tensors, read_json, save_tensors, write_json
+from ..artifacts import (
+    atomic_directory,
+    atomic_file,
+    load_tensors,
+    read_json,
+    save_tensors,
+    write_json,
+)
 from .averaging import WeightAverage
 from .optim import LazyAdadelta
 
@@ -350,9 +357,8 @@ class Trainer:
         return state, load_tensors(folder / "best.safetensors")
 
     def _write_metrics(self, history: list[dict]) -> None:
-        tmp = self.workdir / f".{METRICS_FILE}.tmp"
-        tmp.write_text("".join(json.dumps(h) + "\n" for h in history))
-        tmp.replace(self.workdir / METRICS_FILE)
+        with atomic_file(self.workdir / METRICS_FILE) as tmp:
+            tmp.write_text("".join(json.dumps(h) + "\n" for h in history))
 
     # -- the loop ---------------------------------------------------------------------------
     def fit(

@@ -15,10 +15,11 @@ from typing import Literal
 import torch
 from tokenizers import Tokenizer
 
-from .artifacts import checked_labels, load_weights, read_model_config
-from .models import TextCNN, TextCNNConfig
-from .models.folded import FoldedTextCNN, table_bytes
-from .text.tokenizer import (
+from ..artifacts import checked_labels, load_weights
+from ..models import TextCNN, TextCNNConfig
+from ..models.folded import FoldedTextCNN, table_bytes
+from ..predictor import Prediction
+from .tokenizer import (
     PAD_ID,
     FastWordEncoder,
     check_tokenizer,
@@ -29,12 +30,6 @@ from .text.tokenizer import (
 
 TOKENIZER_FILE = "tokenizer.json"
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Prediction:
-    label: str
-    score: float
 
 
 @dataclass(frozen=True)
@@ -83,7 +78,7 @@ def collection_paused() -> Iterator[None]:
 
 
 class TextClassifier:
-    """Predicts labels for texts; built by :func:`load` from a model directory.
+    """Predicts labels for texts; :func:`textcnn.load` builds one from a model directory.
 
     ``inference`` picks how the network runs: ``"folded"`` through n-gram tables
     (:class:`~textcnn.models.folded.FoldedTextCNN`: the same results, several times
@@ -102,6 +97,7 @@ class TextClassifier:
         max_table_mb: float = 512,
         half_tables: bool = False,
     ) -> None:
+        self.task = "text"
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.labels = list(labels)
@@ -259,25 +255,13 @@ class TextClassifier:
         return torch.tensor([index[label] for label in labels], dtype=torch.long)
 
 
-def load(path: str | Path, device: str | torch.device = "cpu", **inference):
-    """Load a model directory written by ``textcnn train``: a :class:`TextClassifier`, or an
-    ``ImageClassifier`` for an image model. Never unpickles anything.
-
-    For a text model, ``inference`` are :class:`TextClassifier`'s ``inference``,
-    ``max_table_mb`` and ``half_tables`` (default: folded tables up to 512 MB)."""
-    path = Path(path)
-    config = read_model_config(path)
-    if config.get("task") == "image":
-        from .images.classifier import load_image_classifier
-
-        classifier = load_image_classifier(path, config)
-        classifier.model.to(device)
-        return classifier
-    if config.get("task") != "text" or config.get("architecture") != "textcnn":
-        raise ValueError(
-            f"{path}: a {config.get('task')!r}/{config.get('architecture')!r} model, "
-            "not a text classifier"
-        )
+def load_text_classifier(
+    path: Path, config: dict, device: str | torch.device = "cpu", **inference
+) -> TextClassifier:
+    """The text model of directory ``path`` (its ``config.json`` read as ``config``); see
+    :func:`textcnn.load`. ``inference`` defaults to folded tables up to 512 MB."""
+    if config.get("architecture") != "textcnn":
+        raise ValueError(f"{path}: a text model of architecture {config.get('architecture')!r}")
     try:
         model_config = TextCNNConfig(**config["model"])
         labels = checked_labels(config["labels"], model_config.num_classes, path)

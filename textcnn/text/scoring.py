@@ -25,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .classifier import TextClassifier
-from .text.corpora import ReaderOptions, ReadReport, detect_format, iter_examples
+from .corpora import ReaderOptions, ReadReport, detect_format, iter_examples
 
 
 @dataclass

@@ -11,9 +11,9 @@ from torch import nn
 from torch.nn.modules.conv import _ConvNd
 from torch.nn.modules.pooling import _AvgPoolNd, _MaxPoolNd
 
-from .layers import GlobalPool, KMaxPool, StochasticPool
-from .layers.geometry import effective_kernel
-from .models import create_model, model_entry
+from ..layers import GlobalPool, KMaxPool, StochasticPool
+from ..layers.geometry import effective_kernel
+from .registry import create_model, model_entry
 
 
 @dataclass(frozen=True)
@@ -66,9 +66,6 @@ class Summary:
     def macs_of(self, prefix: str) -> int:
         """MACs of every layer whose name is ``prefix`` or starts with ``prefix.``."""
         return sum(r.macs for r in self.rows if _under(r.name, prefix))
-
-    def params_of(self, prefix: str) -> int:
-        return sum(r.params for r in self.rows if _under(r.name, prefix))
 
     def grouped(self, depth: int, model: nn.Module | None = None) -> Summary:
         """Rows merged to the first ``depth`` parts of their names (consecutive rows only)."""
