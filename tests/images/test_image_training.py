@@ -64,6 +64,8 @@ def test_googlenet_auxiliary_losses_only_in_training(tmp_path):
 class TinyGAP(Classifier):
     """conv layers, then one map per class averaged into the logits (NiN's head)."""
 
+    global_pool = "avg"  # what class activation maps need
+
     def __init__(self, num_classes: int = 2) -> None:
         super().__init__()
         self.num_classes = num_classes

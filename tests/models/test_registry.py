@@ -55,3 +55,22 @@ def test_every_model_trains_on_a_tiny_input(name):
     with torch.no_grad():
         features = model.forward_features(x)
         torch.testing.assert_close(model.forward_head(features), model(x))
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_every_model_declares_its_head(name):
+    model = create_model(name, **model_entry(name).small_config)
+    head = model.get_classifier()
+    if head is None:  # NiN: the last convolution makes one map per class
+        assert model.global_pool == "avg"
+    else:
+        assert isinstance(head, torch.nn.Linear) and head.out_features == model.num_classes
+        # it is the last layer: the logits are its output
+        assert head is [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+
+
+def test_a_two_dimensional_block_is_one_argument_away_from_text():
+    model = create_model("text_resnet", **model_entry("text_resnet").small_config)
+    convolutions = [m for m in model.modules() if isinstance(m, torch.nn.Conv1d | torch.nn.Conv2d)]
+    assert convolutions and all(isinstance(m, torch.nn.Conv1d) for m in convolutions)
+    assert "text_resnet" in list_models(kind="text")

@@ -58,6 +58,9 @@ class Line(Classifier):
     def forward_head(self, features):
         return self.fc(features)
 
+    def get_classifier(self):
+        return self.fc
+
 
 def test_cosine_schedule_decays_the_learning_rate_to_zero(tmp_path):
     settings = FitSettings(optimizer="sgd", lr=0.1, schedule="cosine", epochs=4, batch_size=10)

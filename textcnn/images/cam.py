@@ -13,13 +13,11 @@ import torch
 import torch.nn.functional as F
 
 from ..artifacts import atomic_file
-from ..layers import GlobalPool
 from ..models import Classifier
 
 
 def supports_cam(model: Classifier) -> bool:
-    pool = getattr(model, "pool", None)
-    return isinstance(pool, GlobalPool) and pool.mode == "avg"
+    return model.global_pool == "avg"  # the head declares it
 
 
 @torch.inference_mode()

@@ -157,13 +157,24 @@ class FractionalMaxPool(nn.FractionalMaxPool2d):
         )
 
 
-def pool(mode: PoolMode, dim: int, kernel_size: int, stride: int | None = None) -> nn.Module:
-    """A local pooling layer by name, for the architectures whose pooling is a choice."""
+def pool(
+    mode: PoolMode,
+    dim: int,
+    kernel_size: int,
+    stride: int | None = None,
+    padding: int = 0,
+    ceil_mode: bool = False,
+) -> nn.Module:
+    """A local pooling layer by name and dimension: every architecture's pooling, in 1D or 2D.
+
+    ``padding`` and ``ceil_mode`` (keep a last, partial window, as Caffe did) apply to max
+    and average pooling."""
     stride = stride or kernel_size
-    if mode == "max":
-        return layer_for(MAX_POOL, dim)(kernel_size, stride)
-    if mode == "avg":
-        return layer_for(AVG_POOL, dim)(kernel_size, stride)
+    if mode in ("max", "avg"):
+        table = MAX_POOL if mode == "max" else AVG_POOL
+        return layer_for(table, dim)(kernel_size, stride, padding, ceil_mode=ceil_mode)
+    if padding or ceil_mode:
+        raise ValueError(f"{mode} pooling takes neither padding nor ceil_mode")
     if mode == "stochastic":
         return StochasticPool(dim, kernel_size, stride)
     if mode == "fractional":

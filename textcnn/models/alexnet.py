@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from ..layers import ConvBlock
+from ..layers import ConvBlock, pool
 from .base import Classifier, infer_output_shape
 from .registry import register_model
 
@@ -50,7 +50,7 @@ def make_layers(cfg: list[tuple], in_channels: int, groups: int) -> nn.Sequentia
             )
             in_channels = out_channels
         elif spec[0] == "pool":
-            layers.append(nn.MaxPool2d(spec[1], spec[2], spec[3]))
+            layers.append(pool("max", 2, spec[1], spec[2], spec[3]))
         else:
             layers.append(nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0))
     return nn.Sequential(*layers)
@@ -92,6 +92,9 @@ class AlexNet(Classifier):
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(features)
+
+    def get_classifier(self) -> nn.Linear:
+        return self.head[-1]
 
 
 @register_model(

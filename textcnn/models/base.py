@@ -18,6 +18,14 @@ class Classifier(nn.Module):
     num_classes: int
     #: weight of each auxiliary loss relative to the main loss (GoogLeNet: 0.3)
     aux_loss_weight: float = 0.0
+    #: the pooling that ends the features, as timm declares it: "avg" (global average
+    #: pooling, what class activation maps need), "max" (over time), None (a flatten)
+    global_pool: str | None = None
+
+    def get_classifier(self) -> nn.Linear | None:
+        """The final linear layer (the trainer's max-norm bounds its class weight vectors);
+        None for a head without one (NiN's last convolution makes the class maps)."""
+        return None
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..layers import ConvBlock, GlobalPool, Parallel
+from ..layers import ConvBlock, GlobalPool, Parallel, pool
 from .base import Classifier
 from .registry import register_model
 
@@ -39,7 +39,7 @@ def inception(
                 ConvBlock(2, in_channels, c5r, 1), ConvBlock(2, c5r, c5, 5, padding=2)
             ),
             "branch_pool": nn.Sequential(
-                nn.MaxPool2d(3, 1, padding=1), ConvBlock(2, in_channels, pool_proj, 1)
+                pool("max", 2, 3, 1, padding=1), ConvBlock(2, in_channels, pool_proj, 1)
             ),
         }
     )
@@ -55,12 +55,12 @@ def stem(in_channels: int, small_input: bool) -> nn.Sequential:
         return nn.Sequential(ConvBlock(2, in_channels, 192, 3, padding=1))
     return nn.Sequential(
         ConvBlock(2, in_channels, 64, 7, stride=2, padding=3),  # N x 64 x 112 x 112
-        nn.MaxPool2d(3, 2, ceil_mode=True),  # N x 64 x 56 x 56
+        pool("max", 2, 3, 2, ceil_mode=True),  # N x 64 x 56 x 56
         nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0),
         ConvBlock(2, 64, 64, 1),  # the second conv's 1×1 reduction
         ConvBlock(2, 64, 192, 3, padding=1),  # N x 192 x 56 x 56
         nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0),
-        nn.MaxPool2d(3, 2, ceil_mode=True),  # N x 192 x 28 x 28
+        pool("max", 2, 3, 2, ceil_mode=True),  # N x 192 x 28 x 28
     )
 
 
@@ -72,7 +72,7 @@ def stages(in_channels: int, small_input: bool) -> nn.ModuleDict:
         layers[f"inception{name}"] = inception(channels, *widths)
         channels = out_channels(widths)
         if name in POOL_AFTER:
-            layers[f"pool{name[0]}"] = nn.MaxPool2d(3, 2, ceil_mode=True)
+            layers[f"pool{name[0]}"] = pool("max", 2, 3, 2, ceil_mode=True)
     return nn.ModuleDict(layers)
 
 
@@ -95,7 +95,7 @@ class AuxiliaryClassifier(nn.Module):
         kernel = min(5, spatial)  # small inputs reach 4a with less than 5×5 left
         pooled = (spatial - kernel) // 3 + 1
         self.layers = nn.Sequential(
-            nn.AvgPool2d(kernel, 3),  # N x C x 4 x 4 at 224 x 224
+            pool("avg", 2, kernel, 3),  # N x C x 4 x 4 at 224 x 224
             ConvBlock(2, in_channels, 128, 1),
             nn.Flatten(),
             nn.Linear(128 * pooled * pooled, 1024),
@@ -112,6 +112,7 @@ class GoogLeNet(Classifier):
     """Inception v1: stem, nine Inception modules, global average pooling, dropout 0.4, fc."""
 
     aux_loss_weight = 0.3
+    global_pool = "avg"
 
     def __init__(
         self,
@@ -151,6 +152,9 @@ class GoogLeNet(Classifier):
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.fc(self.dropout(self.pool(features)))  # N x num_classes
+
+    def get_classifier(self) -> nn.Linear:
+        return self.fc
 
     def forward(self, x: torch.Tensor, return_aux: bool = False):
         aux: list[torch.Tensor] | None = [] if return_aux and self.training else None

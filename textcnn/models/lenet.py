@@ -53,6 +53,9 @@ class LeNet5(Classifier):
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(features)
 
+    def get_classifier(self) -> nn.Linear:
+        return self.head[-1]
+
 
 @register_model(
     "lenet5",

@@ -7,7 +7,7 @@ from itertools import pairwise
 import torch
 from torch import nn
 
-from ..layers import ConvBlock, GlobalPool
+from ..layers import ConvBlock, GlobalPool, pool
 from .base import Classifier
 from .registry import register_model
 
@@ -50,9 +50,9 @@ class NiN(Classifier):
         channels = in_channels
         for spec in cfg:
             if spec == "M":
-                blocks.append(nn.MaxPool2d(3, 2, ceil_mode=True))
+                blocks.append(pool("max", 2, 3, 2, ceil_mode=True))
             elif spec == "A":
-                blocks.append(nn.AvgPool2d(3, 2, ceil_mode=True))
+                blocks.append(pool("avg", 2, 3, 2, ceil_mode=True))
             elif spec == "D":
                 blocks.append(nn.Dropout(0.5))
             else:
@@ -65,6 +65,8 @@ class NiN(Classifier):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
+
+    global_pool = "avg"
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.pool(features)  # N x classes: no fully connected layer

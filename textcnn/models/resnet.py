@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
-from ..layers import ConvBlock, GlobalPool
+from ..layers import ConvBlock, GlobalPool, layer_for, pool
 from ..layers.conv import Norm
+from ..layers.factories import BATCH_NORM
 from .base import Classifier
 from .registry import register_model
 
@@ -15,13 +18,15 @@ from .registry import register_model
 class Shortcut(nn.Module):
     """Identity, or a 1×1 projection (with BN in the post-activation net) when the shape changes."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int, norm: Norm) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, stride: int, norm: Norm, dim: int = 2
+    ) -> None:
         super().__init__()
         if stride == 1 and in_channels == out_channels:
             self.project = None
         else:
             self.project = ConvBlock(
-                2,
+                dim,
                 in_channels,
                 out_channels,
                 1,
@@ -49,31 +54,31 @@ class ResidualBlock(nn.Module):
 
 
 def basic_block(
-    in_channels: int, width: int, stride: int, norm: Norm, dropout: float = 0.0
+    in_channels: int, width: int, stride: int, norm: Norm, dropout: float = 0.0, dim: int = 2
 ) -> ResidualBlock:
     """Two 3×3 convolutions (ResNet-18/34, Wide ResNet, with dropout between them in WRN)."""
     last_act = "relu" if norm == "pre" else None  # post: the ReLU comes after the sum
     body = nn.Sequential(
-        ConvBlock(2, in_channels, width, 3, stride, 1, norm=norm, bias=False),
+        ConvBlock(dim, in_channels, width, 3, stride, 1, norm=norm, bias=False),
         *([nn.Dropout(dropout)] if dropout else []),
-        ConvBlock(2, width, width, 3, 1, 1, norm=norm, bias=False, activation_name=last_act),
+        ConvBlock(dim, width, width, 3, 1, 1, norm=norm, bias=False, activation_name=last_act),
     )
-    return ResidualBlock(body, Shortcut(in_channels, width, stride, norm), norm)
+    return ResidualBlock(body, Shortcut(in_channels, width, stride, norm, dim), norm)
 
 
 def bottleneck_block(
-    in_channels: int, width: int, stride: int, norm: Norm, dropout: float = 0.0
+    in_channels: int, width: int, stride: int, norm: Norm, dropout: float = 0.0, dim: int = 2
 ) -> ResidualBlock:
     """1×1 reduce, 3×3 (carrying the stride), 1×1 expand ×4 (ResNet-50)."""
     out = width * 4
     last_act = "relu" if norm == "pre" else None
     body = nn.Sequential(
-        ConvBlock(2, in_channels, width, 1, norm=norm, bias=False),
-        ConvBlock(2, width, width, 3, stride, 1, norm=norm, bias=False),
+        ConvBlock(dim, in_channels, width, 1, norm=norm, bias=False),
+        ConvBlock(dim, width, width, 3, stride, 1, norm=norm, bias=False),
         *([nn.Dropout(dropout)] if dropout else []),
-        ConvBlock(2, width, out, 1, norm=norm, bias=False, activation_name=last_act),
+        ConvBlock(dim, width, out, 1, norm=norm, bias=False, activation_name=last_act),
     )
-    return ResidualBlock(body, Shortcut(in_channels, out, stride, norm), norm)
+    return ResidualBlock(body, Shortcut(in_channels, out, stride, norm, dim), norm)
 
 
 BLOCKS = {"basic": (basic_block, 1), "bottleneck": (bottleneck_block, 4)}
@@ -97,6 +102,7 @@ class ResNet(Classifier):
         num_classes: int = 1000,
         in_channels: int = 3,
         dropout: float = 0.0,
+        dim: int = 2,  # 1: the same network over a sequence (see text_resnet)
     ) -> None:
         super().__init__()
         if block not in BLOCKS:
@@ -108,15 +114,15 @@ class ResNet(Classifier):
         if stem == "imagenet":
             stem_width = widths[0]
             stem_layers = [
-                ConvBlock(2, in_channels, stem_width, 7, 2, 3, norm="post", bias=False),  # /2
-                nn.MaxPool2d(3, 2, 1),  # /4
+                ConvBlock(dim, in_channels, stem_width, 7, 2, 3, norm="post", bias=False),  # /2
+                pool("max", dim, 3, 2, padding=1),  # /4
             ]
         elif stem == "cifar":
             stem_width = 16
             # In the pre-activation net the first block normalises; no BN here.
             stem_layers = [
                 ConvBlock(
-                    2,
+                    dim,
                     in_channels,
                     stem_width,
                     3,
@@ -135,11 +141,11 @@ class ResNet(Classifier):
             blocks = []
             for j in range(count):
                 stride = 2 if i > 0 and j == 0 else 1
-                blocks.append(make_block(channels, width, stride, norm, dropout))
+                blocks.append(make_block(channels, width, stride, norm, dropout, dim))
                 channels = width * expansion
             stages.append(nn.Sequential(*blocks))
         if norm == "pre":  # the last block's output has not been normalised yet
-            stages.append(nn.Sequential(nn.BatchNorm2d(channels), nn.ReLU()))
+            stages.append(nn.Sequential(layer_for(BATCH_NORM, dim)(channels), nn.ReLU()))
         self.features = nn.Sequential(*stages)  # N x C x 7 x 7 at 224, x 8 x 8 at 32 (cifar)
         self.pool = GlobalPool("avg")
         self.fc = nn.Linear(channels, num_classes)
@@ -147,8 +153,13 @@ class ResNet(Classifier):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
 
+    global_pool = "avg"
+
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.fc(self.pool(features))  # N x num_classes
+
+    def get_classifier(self) -> nn.Linear:
+        return self.fc
 
 
 def wide_resnet(depth: int, widen_factor: int, **config) -> ResNet:
@@ -197,3 +208,61 @@ for _depth, _k in ((16, 1), (16, 2), (16, 4), (16, 8), (28, 10), (40, 4)):
         depth=_depth,
         widen_factor=_k,
     )(wide_resnet)
+
+
+@dataclass
+class TextResNetConfig:
+    vocab_size: int = 20_000  # rows of the embedding table, padding and unknown included
+    embed_dim: int = 128
+    num_classes: int = 2
+    layers: tuple[int, ...] = (1, 1, 1)  # pre-activation basic blocks per stage
+    widths: tuple[int, ...] = (64, 128, 256)  # channels per stage; stages 2+ halve the length
+    padding_idx: int = 0
+
+
+class TextResNet(Classifier):
+    """A pre-activation ResNet over a sentence: the image network built with ``dim=1`` (its
+    only change) behind an embedding, then max over time and the classifier."""
+
+    global_pool = "max"
+
+    def __init__(self, config: TextResNetConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.num_classes = config.num_classes
+        self.embedding = nn.Embedding(
+            config.vocab_size, config.embed_dim, padding_idx=config.padding_idx
+        )
+        self.body = ResNet(
+            "basic",
+            tuple(config.layers),
+            tuple(config.widths),
+            norm="pre",
+            stem="cifar",
+            num_classes=config.num_classes,
+            in_channels=config.embed_dim,
+            dim=1,
+        )
+        self.pool = GlobalPool("max")
+
+    def forward_features(self, token_ids: torch.Tensor) -> torch.Tensor:
+        x = self.embedding(token_ids).transpose(1, 2)  # N x E x L
+        return self.body.forward_features(x)  # N x C x L/4
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.body.fc(self.pool(features))  # N x num_classes
+
+    def get_classifier(self) -> nn.Linear:
+        return self.body.fc
+
+
+@register_model(
+    "text_resnet",
+    kind="text",
+    input_shape=(64,),
+    small_input_shape=(9,),
+    small_config={"vocab_size": 50, "embed_dim": 16, "widths": (8, 16, 32), "num_classes": 3},
+)
+def text_resnet(**config) -> TextResNet:
+    """Pre-activation ResNet in 1D over word embeddings: the 2D zoo's blocks with dim=1."""
+    return TextResNet(TextResNetConfig(**config))

@@ -104,6 +104,8 @@ class NGramFeatures(nn.Module):
 class TextCNN(Classifier):
     """Kim (2014) CNN: embedding, parallel n-gram convolutions, max over time, dropout, linear."""
 
+    global_pool = "max"
+
     def __init__(self, config: TextCNNConfig, embeddings: torch.Tensor | None = None) -> None:
         super().__init__()
         self.config = config
@@ -162,6 +164,9 @@ class TextCNN(Classifier):
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.dropout(features))  # N x num_classes
+
+    def get_classifier(self) -> nn.Linear:
+        return self.classifier
 
     @torch.no_grad()
     def ngram_evidence(self, token_ids: torch.Tensor):

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from ..layers import ConvBlock
+from ..layers import ConvBlock, pool
 from .base import Classifier, infer_output_shape
 from .registry import register_model
 
@@ -25,7 +25,7 @@ def make_layers(cfg: list[int | str], in_channels: int, batch_norm: bool) -> nn.
     layers: list[nn.Module] = []
     for v in cfg:
         if v == "M":
-            layers.append(nn.MaxPool2d(2, 2))
+            layers.append(pool("max", 2, 2, 2))
         else:
             layers.append(
                 ConvBlock(
@@ -69,6 +69,9 @@ class VGG(Classifier):
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(features)
+
+    def get_classifier(self) -> nn.Linear:
+        return self.head[-1]
 
 
 def vgg(cfg: str, batch_norm: bool = False, **config) -> VGG:

@@ -153,12 +153,6 @@ def make_optimizer(params, settings: FitSettings) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=settings.lr or 1e-3, weight_decay=settings.weight_decay)
 
 
-def last_linear(model: nn.Module) -> nn.Linear | None:
-    """The classifier layer: the last ``nn.Linear`` registered in the model."""
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    return linears[-1] if linears else None
-
-
 def apply_max_norm(layer: nn.Linear | None, max_norm: float) -> None:
     """Rescale each class's weight vector to l2 norm ``max_norm`` when it is longer (Kim 2014)."""
     if layer is not None and max_norm > 0:
@@ -217,7 +211,7 @@ class Trainer:
         self.channels_last = any(isinstance(m, nn.Conv2d) for m in self.model.modules())
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        self.classifier = last_linear(self.model)
+        self.classifier = model.get_classifier()  # max-norm bounds its weight vectors
         self.average = WeightAverage(self.model, settings.average) if settings.average else None
         self.amp_dtype = None
         self.scaler = None
