@@ -47,7 +47,7 @@ def test_train_predict_evaluate_from_the_command_line(tmp_path):
     assert result.exit_code == 0, result.output
     assert "test: accuracy" in result.output
     config = json.loads((out / "model-best" / "config.json").read_text())
-    assert config["training"]["training"]["epochs"] == 4  # from the TOML file
+    assert config["settings"]["training"]["epochs"] == 4  # from the TOML file
     assert config["model"]["num_filters"] == 8  # --set wins over the file
 
     result = runner.invoke(
@@ -99,6 +99,15 @@ def test_user_errors_are_one_line_messages(tmp_path):
     cases = [
         (["train", "--data", str(bad), "-o", str(tmp_path / "x")], "bad.csv:3: empty text"),
         (["train", "--data", str(bad), "--set", "nonsense=1"], "unknown setting 'nonsense'"),
+        (
+            ["train", "--data", str(bad), "--set", "training.nonsense=1"],
+            "unknown setting 'training.nonsense'; the text settings are: data.data",
+        ),
+        (["train", "--data", str(bad), "--augment"], "image.augment is for image models"),
+        (
+            ["train", "--arch", "lenet5", "--class-weights", "balanced"],
+            "'class_weights' is for text models, not image ones",
+        ),
         (["predict", str(tmp_path / "missing"), "hi"], "not a model directory"),
         (["train", "--config", str(tmp_path / "none.toml")], "no such config file"),
     ]

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import math
 
-import torch
 from torch import nn
 
 from ..layers import ConvBlock, pool
-from .base import Classifier, infer_output_shape
+from .base import SequentialClassifier, infer_output_shape
 from .registry import register_model
 
 # ("conv", out_channels, kernel, stride, padding, split) — split layers use `groups`,
@@ -56,8 +55,10 @@ def make_layers(cfg: list[tuple], in_channels: int, groups: int) -> nn.Sequentia
     return nn.Sequential(*layers)
 
 
-class AlexNet(Classifier):
-    """Five conv layers, three max-pools, two 4096-wide fully connected layers with dropout."""
+class AlexNet(SequentialClassifier):
+    """Five conv layers, three max-pools, two 4096-wide fully connected layers with dropout.
+
+    Features: N x 256 x 6 x 6 at 227 x 227."""
 
     def __init__(
         self,
@@ -86,15 +87,6 @@ class AlexNet(Classifier):
             nn.ReLU(),
             nn.Linear(4096, num_classes),
         )
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)  # N x 256 x 6 x 6 at 227 x 227
-
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(features)
-
-    def get_classifier(self) -> nn.Linear:
-        return self.head[-1]
 
 
 @register_model(

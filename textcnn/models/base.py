@@ -40,6 +40,23 @@ class Classifier(nn.Module):
         return (logits, []) if return_aux else logits
 
 
+class SequentialClassifier(Classifier):
+    """A ``features`` stack, then a ``head`` stack whose last layer is the classifier
+    (LeNet, AlexNet, VGG): subclasses build the two ``nn.Sequential``."""
+
+    features: nn.Sequential
+    head: nn.Sequential
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)
+
+    def get_classifier(self) -> nn.Linear:
+        return self.head[-1]
+
+
 def infer_output_shape(build: nn.Module | type, input_shape: tuple[int, ...], *args) -> torch.Size:
     """Output shape (without batch) of ``build(*args)`` on one input, computed on the meta device.
 

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import math
 
-import torch
 from torch import nn
 
 from ..layers import ConvBlock, PoolMode, activation, pool
-from .base import Classifier, infer_output_shape
+from .base import SequentialClassifier, infer_output_shape
 from .registry import register_model
 
 
-class LeNet5(Classifier):
+class LeNet5(SequentialClassifier):
     """LeNet-5: two 5×5 conv/pool stages, then 120-84-classes fully connected."""
 
     def __init__(
@@ -46,15 +45,6 @@ class LeNet5(Classifier):
             activation(activation_name),
             nn.Linear(84, num_classes),
         )
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(features)
-
-    def get_classifier(self) -> nn.Linear:
-        return self.head[-1]
 
 
 @register_model(

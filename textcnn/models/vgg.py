@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import math
 
-import torch
 from torch import nn
 
 from ..layers import ConvBlock, pool
-from .base import Classifier, infer_output_shape
+from .base import SequentialClassifier, infer_output_shape
 from .registry import register_model
 
 # numbers are 3×3 conv widths, "M" a 2×2 max-pool
@@ -36,7 +35,7 @@ def make_layers(cfg: list[int | str], in_channels: int, batch_norm: bool) -> nn.
     return nn.Sequential(*layers)
 
 
-class VGG(Classifier):
+class VGG(SequentialClassifier):
     """Stacks of 3×3 convolutions and 2×2 max-pools, then 4096-4096-classes."""
 
     def __init__(
@@ -63,15 +62,6 @@ class VGG(Classifier):
             nn.Dropout(dropout),
             nn.Linear(4096, num_classes),
         )
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(features)
-
-    def get_classifier(self) -> nn.Linear:
-        return self.head[-1]
 
 
 def vgg(cfg: str, batch_norm: bool = False, **config) -> VGG:

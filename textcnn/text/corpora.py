@@ -210,70 +210,64 @@ def _numbered_lines(path: Path) -> Iterator[tuple[int, str] | BadRow]:
             yield number, line
 
 
-def _read_jsonl(path: Path, options: ReaderOptions) -> Iterator[Example]:
+def _per_line(path: Path, parse) -> Iterator[Example | BadRow]:
+    """``parse(where, number, line)`` of every non-blank line; undecodable lines as BadRows."""
     for item in _numbered_lines(path):
-        if isinstance(item, BadRow):
-            yield item
-            continue
-        number, line = item
-        where = f"{path}:{number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            yield BadRow(where, "bad json", f"not valid JSON ({error.msg})")
-            continue
-        if not isinstance(record, dict):
-            yield BadRow(where, "bad json", "each line must be a JSON object")
-            continue
-        missing = [(name, flag) for name, flag in _required_fields(options) if name not in record]
-        if missing:
-            name, flag = missing[0]
-            yield BadRow(
-                where,
-                f"missing key {name!r}",
-                f"no key {name!r} (keys: {_shown(record)}); name it with {flag}",
-            )
-            continue
-        label = record.get(options.label_field) if options.label_field else None
-        yield _check(
+        yield item if isinstance(item, BadRow) else parse(f"{path}:{item[0]}", *item)
+
+
+def _jsonl_row(where: str, number: int, line: str, options: ReaderOptions) -> Example | BadRow:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as error:
+        return BadRow(where, "bad json", f"not valid JSON ({error.msg})")
+    if not isinstance(record, dict):
+        return BadRow(where, "bad json", "each line must be a JSON object")
+    missing = [(name, flag) for name, flag in _required_fields(options) if name not in record]
+    if missing:
+        name, flag = missing[0]
+        return BadRow(
             where,
-            number,
-            record[options.text_field],
-            None if label is None else str(label),
-            options,
-            record.get(options.id_field),
+            f"missing key {name!r}",
+            f"no key {name!r} (keys: {_shown(record)}); name it with {flag}",
         )
+    label = record.get(options.label_field) if options.label_field else None
+    return _check(
+        where,
+        number,
+        record[options.text_field],
+        None if label is None else str(label),
+        options,
+        record.get(options.id_field),
+    )
 
 
-def _read_fasttext(path: Path, options: ReaderOptions) -> Iterator[Example]:
-    for item in _numbered_lines(path):
-        if isinstance(item, BadRow):
-            yield item
-            continue
-        number, line = item
-        where = f"{path}:{number}"
-        labels, words = [], line.split()
-        while words and words[0].startswith(FASTTEXT_PREFIX):
-            labels.append(words.pop(0)[len(FASTTEXT_PREFIX) :])
-        if not labels and options.label_field is not None:
-            yield BadRow(
-                where, "missing label", f"no label; lines start with {FASTTEXT_PREFIX}LABEL"
-            )
-            continue
-        if len(labels) > 1:
-            yield BadRow(
-                where,
-                "several labels",
-                f"{len(labels)} labels; this classifier takes one label per text",
-            )
-            continue
-        yield _check(where, number, " ".join(words), labels[0] if labels else None, options)
+def _fasttext_row(where: str, number: int, line: str, options: ReaderOptions) -> Example | BadRow:
+    labels, words = [], line.split()
+    while words and words[0].startswith(FASTTEXT_PREFIX):
+        labels.append(words.pop(0)[len(FASTTEXT_PREFIX) :])
+    if not labels and options.label_field is not None:
+        return BadRow(where, "missing label", f"no label; lines start with {FASTTEXT_PREFIX}LABEL")
+    if len(labels) > 1:
+        return BadRow(
+            where,
+            "several labels",
+            f"{len(labels)} labels; this classifier takes one label per text",
+        )
+    return _check(where, number, " ".join(words), labels[0] if labels else None, options)
 
 
-def _read_lines(path: Path, options: ReaderOptions) -> Iterator[Example]:
+def _read_jsonl(path: Path, options: ReaderOptions) -> Iterator[Example | BadRow]:
+    return _per_line(path, lambda where, number, line: _jsonl_row(where, number, line, options))
+
+
+def _read_fasttext(path: Path, options: ReaderOptions) -> Iterator[Example | BadRow]:
+    return _per_line(path, lambda where, number, line: _fasttext_row(where, number, line, options))
+
+
+def _read_lines(path: Path, options: ReaderOptions) -> Iterator[Example | BadRow]:
     """One unlabelled text per line; blank lines are skipped (the row id is the line number)."""
-    for item in _numbered_lines(path):
-        yield item if isinstance(item, BadRow) else Example(item[1].rstrip("\r\n"), None, item[0])
+    return _per_line(path, lambda where, number, line: Example(line.rstrip("\r\n"), None, number))
 
 
 def _read_folder(path: Path, options: ReaderOptions) -> Iterator[Example]:

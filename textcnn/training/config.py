@@ -1,8 +1,10 @@
 """Training settings: one dataclass per concern, filled from a TOML file and CLI flags.
 
 A TOML file has the sections ``[data]``, ``[tokenizer]``, ``[vectors]``,
-``[model]``, ``[image]`` and ``[training]``; a flag overrides the key of the same
-name in whichever section has it (``--num-filters 200`` sets ``model.num_filters``).
+``[model]``, ``[image]`` and ``[training]``; an override names ``section.key``
+(``--set model.num_filters=200``) or a bare key that one section of the task has
+(``--set num_filters=200``). Each task uses its own sections (:data:`TASK_SECTIONS`):
+a setting of the other task's is an error, not silently ignored.
 ``task = "image"`` trains an image architecture instead of the text CNN, with
 training defaults of its own (:data:`IMAGE_TRAINING`).
 """
@@ -78,6 +80,14 @@ IMAGE_TRAINING = {
 }
 
 
+# What applies to each task: a setting of another task's section is an error, not ignored.
+TASK_SECTIONS = {
+    "text": ("data", "tokenizer", "vectors", "model", "training"),
+    "image": ("data", "image", "training"),
+}
+TASK_TOP_LEVEL = {"text": ("class_weights", "task"), "image": ("task",)}
+
+
 @dataclass
 class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
@@ -94,7 +104,11 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: dict | None = None) -> TrainConfig:
-        """Defaults, then the TOML file, then ``overrides`` (flat keys, e.g. from CLI flags)."""
+        """Defaults, then the TOML file, then ``overrides`` (e.g. from CLI flags and --set).
+
+        An override is ``section.key`` (``training.epochs``) or a bare key that names one
+        setting (``epochs``). A key that does not exist, or belongs to a section the task
+        does not use (``image.augment`` on a text run), is a ``ValueError`` naming it."""
         raw: dict = {}
         if path is not None:
             try:
@@ -104,44 +118,62 @@ class TrainConfig:
                 raise ValueError(f"{path}: no such config file") from None
             except tomllib.TOMLDecodeError as error:
                 raise ValueError(f"{path}: not valid TOML ({error})") from None
+        overrides = dict(overrides or {})
+        task = overrides.get("task", raw.get("task", "text"))
+        if task not in TASK_SECTIONS:
+            raise ValueError(f"task must be text or image, got {task!r}")
         sections: dict[str, dict] = {name: {} for name in cls.SECTIONS}
         top: dict = {}
         for key, value in raw.items():
             if key in sections and isinstance(value, dict):
-                sections[key].update(value)
+                for name, item in value.items():
+                    cls._place(f"{key}.{name}", item, task, sections, top)
             else:
-                top[key] = value
-        owners = {f.name: name for name in cls.SECTIONS for f in fields(cls._section_type(name))}
-        for key, value in {**top, **(overrides or {})}.items():
-            if key in cls.TOP_LEVEL:
-                top[key] = value
-            elif key in owners:
-                sections[owners[key]][key] = value
-            else:
-                raise ValueError(
-                    f"unknown setting {key!r}; known settings: "
-                    f"{', '.join(sorted([*owners, *cls.TOP_LEVEL]))}"
-                )
+                cls._place(key, value, task, sections, top)
+        for key, value in overrides.items():
+            cls._place(key, value, task, sections, top)
         config = cls()
-        config.task = top.get("task", "text")
-        if config.task not in ("text", "image"):
-            raise ValueError(f"task must be text or image, got {config.task!r}")
-        if config.task == "image":
+        config.task = task
+        if task == "image":
             sections["training"] = {**IMAGE_TRAINING, **sections["training"]}
             sections["data"].setdefault("data", "fashion-mnist")
         for name in cls.SECTIONS:
-            section_type = cls._section_type(name)
-            known = {f.name for f in fields(section_type)}
-            unknown = set(sections[name]) - known
-            if unknown:
-                raise ValueError(f"unknown setting(s) in [{name}]: {', '.join(sorted(unknown))}")
-            setattr(config, name, section_type(**sections[name]))
+            setattr(config, name, cls._section_type(name)(**sections[name]))
         config.class_weights = top.get("class_weights", "none")
         if config.class_weights not in ("none", "balanced"):
             raise ValueError(
                 f"class_weights must be none or balanced, got {config.class_weights!r}"
             )
         return config
+
+    @classmethod
+    def _place(cls, key: str, value, task: str, sections: dict, top: dict) -> None:
+        """Put one setting where it belongs, or say why it cannot be set."""
+        other = "image" if task == "text" else "text"
+        section, _, name = key.rpartition(".")
+        if not section and key in cls.TOP_LEVEL:
+            if key not in TASK_TOP_LEVEL[task]:
+                raise ValueError(f"setting {key!r} is for {other} models, not {task} ones")
+            top[key] = value
+            return
+        if not section:  # a bare key: the section of the task that has it
+            having = [s for s in cls.SECTIONS if name in cls._names(s)]
+            ours = [s for s in having if s in TASK_SECTIONS[task]]
+            section = (ours or having or [""])[0]
+        if section in cls.SECTIONS and name in cls._names(section):
+            if section not in TASK_SECTIONS[task]:
+                raise ValueError(f"setting {section}.{name} is for {other} models, not {task} ones")
+            sections[section][name] = value
+            return
+        valid = [f"{s}.{n}" for s in TASK_SECTIONS[task] for n in sorted(cls._names(s))]
+        raise ValueError(
+            f"unknown setting {key!r}; the {task} settings are: "
+            f"{', '.join([*valid, *TASK_TOP_LEVEL[task]])}"
+        )
+
+    @classmethod
+    def _names(cls, section: str) -> set[str]:
+        return {f.name for f in fields(cls._section_type(section))}
 
     @classmethod
     def _section_type(cls, name: str) -> type:
@@ -155,7 +187,6 @@ class TrainConfig:
         }[name]
 
     def to_dict(self) -> dict:
-        return {name: asdict(getattr(self, name)) for name in self.SECTIONS} | {
-            "class_weights": self.class_weights,
-            "task": self.task,
-        }
+        """The sections that apply to the task, and the top-level settings."""
+        sections = {name: asdict(getattr(self, name)) for name in TASK_SECTIONS[self.task]}
+        return sections | {key: getattr(self, key) for key in TASK_TOP_LEVEL[self.task]}

@@ -99,7 +99,7 @@ def train_image(config: TrainConfig, resume: bool = False, on_epoch_end=None) ->
             "mean": list(normalization.mean),
             "std": list(normalization.std),
         },
-        "training": config.to_dict(),
+        "settings": config.to_dict(),  # everything the run was given
         "data": {
             "train": {"source": train.source, "examples": len(train)},
             "dev": {"source": dev.source, "examples": len(dev)},

@@ -233,7 +233,7 @@ def train_text(
         "model": fitted.model_config.to_dict(),
         "labels": classifier.labels,
         "tokenizer": config.tokenizer.to_dict(),
-        "training": config.to_dict(),
+        "settings": config.to_dict(),  # everything the run was given
         "data": {
             "train": {
                 "source": splits.train.source,
