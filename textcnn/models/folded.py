@@ -66,7 +66,7 @@ class FoldedTextCNN(nn.Module):
         outside = cfg.vocab_size  # the zero row of every block
         pad = k - 1 if cfg.wide else 0
         padded = F.pad(token_ids, (pad, pad), value=outside) if pad else token_ids
-        offsets = (outside + 1) * torch.arange(k, device=token_ids.device, dtype=torch.int32)
+        offsets = (outside + 1) * torch.arange(k, device=token_ids.device)
         rows = padded.unfold(1, k, 1) + offsets  # N x windows x k, one pass
         windows = rows.shape[1]
         # wide: window p covers tokens p-k+1 .. p; narrow: a short text keeps one window
@@ -79,7 +79,6 @@ class FoldedTextCNN(nn.Module):
     def _prepare(self, token_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.config
         lengths = (token_ids != cfg.padding_idx).sum(dim=1)
-        token_ids = token_ids.to(torch.int32)  # half the index traffic of int64
         shortfall = max(cfg.kernel_sizes) - token_ids.shape[1]
         if shortfall > 0 and not cfg.wide:  # as TextCNN: every width needs a window
             token_ids = F.pad(token_ids, (0, shortfall), value=cfg.padding_idx)

@@ -267,7 +267,8 @@ def _read_fasttext(path: Path, options: ReaderOptions) -> Iterator[Example | Bad
 
 def _read_lines(path: Path, options: ReaderOptions) -> Iterator[Example | BadRow]:
     """One unlabelled text per line; blank lines are skipped (the row id is the line number)."""
-    return _per_line(path, lambda where, number, line: Example(line.rstrip("\r\n"), None, number))
+    for item in _numbered_lines(path):  # no parser call per line: scoring reads millions
+        yield item if isinstance(item, BadRow) else Example(item[1].rstrip("\r\n"), None, item[0])
 
 
 def _read_folder(path: Path, options: ReaderOptions) -> Iterator[Example]:
