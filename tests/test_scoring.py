@@ -135,3 +135,49 @@ def test_csv_resume_counts_records_not_lines(model_dir, tmp_path):
     )
     assert summary.resumed_after == 4 and summary.rows == 6
     assert out.read_bytes() == whole
+
+
+def test_shards_merged_equal_the_single_process_output(model_dir, big_file, tmp_path):
+    classifier = textcnn.load(model_dir)
+    whole = tmp_path / "whole.jsonl"
+    score_file(classifier, str(big_file), str(whole), progress=False)
+    parts = [str(tmp_path / f"part{k}.jsonl") for k in range(2)]
+    for k, part in enumerate(parts):
+        summary = score_file(classifier, str(big_file), part, progress=False, shard=(k, 2))
+        assert 0 < summary.rows < 50_000
+    merged = tmp_path / "merged.jsonl"
+    result = runner.invoke(app, ["merge", str(merged), *parts])
+    assert result.exit_code == 0, result.output
+    assert merged.read_bytes() == whole.read_bytes()
+    # the same part twice, or one missing, is refused and writes nothing
+    for bad in ([parts[0], parts[0]], [parts[0]]):
+        result = runner.invoke(app, ["merge", str(tmp_path / "bad.jsonl"), *bad])
+        assert result.exit_code == 1 and "merge needs each of 0/2 .. 1/2" in result.output
+    assert not (tmp_path / "bad.jsonl").exists()
+
+
+def test_csv_shards_and_a_killed_shard(model_dir, tmp_path):
+    source = tmp_path / "in.txt"
+    source.write_text("".join(f"a good film {i}\n" for i in range(3000)))
+    classifier = textcnn.load(model_dir)
+    whole = tmp_path / "whole.csv"
+    score_file(classifier, str(source), str(whole), progress=False, all_scores=True)
+    parts = [tmp_path / f"part{k}.csv" for k in range(3)]
+    for k, part in enumerate(parts):
+        score_file(
+            classifier, str(source), str(part), progress=False, all_scores=True, shard=(k, 3)
+        )
+    (tmp_path / "part1.csv.shard.json").unlink()  # as if killed before it finished
+    result = runner.invoke(app, ["merge", str(tmp_path / "m.csv"), *map(str, parts)])
+    assert result.exit_code == 1 and "not a finished --shard run" in result.output
+    score_file(
+        classifier,
+        str(source),
+        str(parts[1]),
+        progress=False,
+        all_scores=True,
+        shard=(1, 3),
+        resume=True,
+    )
+    assert runner.invoke(app, ["merge", str(tmp_path / "m.csv"), *map(str, parts)]).exit_code == 0
+    assert (tmp_path / "m.csv").read_bytes() == whole.read_bytes()

@@ -451,6 +451,10 @@ def score(
     ] = 8192,
     resume: Annotated[bool, typer.Option(help="continue an interrupted run into OUTPUT")] = False,
     skip_bad_rows: Annotated[bool, typer.Option("--skip-bad-rows")] = False,
+    shard: Annotated[
+        str | None,
+        typer.Option(help="K/N: score only shard K of N (0-based); `textcnn merge` joins them"),
+    ] = None,
 ) -> None:
     """Score a large file in order, streaming in chunks; --resume continues an interrupted run."""
     from .predictor import load
@@ -472,6 +476,7 @@ def score(
             chunk_size=chunk_size,
             resume=resume,
             skip_bad_rows=skip_bad_rows,
+            shard=parse_shard(shard) if shard else None,
         )
     counts = ", ".join(f"{label} {n}" for label, n in summary.labels.most_common())
     resumed = f" (after {summary.resumed_after} already written)" if summary.resumed_after else ""
@@ -481,6 +486,26 @@ def score(
     )
     if summary.read.skipped:
         err.print(f"skipped bad rows: {dict(summary.read.skipped)}")
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    k, sep, n = text.partition("/")
+    if not (sep and k.strip().isdigit() and n.strip().isdigit()):
+        raise typer.BadParameter(f"{text!r} is not K/N, e.g. 0/4")
+    return int(k), int(n)
+
+
+@app.command()
+def merge(
+    output: Annotated[str, typer.Argument(help="the merged .jsonl or .csv to write")],
+    parts: Annotated[list[str], typer.Argument(help="the outputs of score --shard K/N")],
+) -> None:
+    """Join the outputs of `textcnn score --shard K/N` into one file in input order."""
+    from .text.scoring import merge_shards
+
+    with user_errors():
+        rows = merge_shards(output, parts)
+    Console(stderr=True).print(f"merged {len(parts)} parts, {rows} rows, into {output}")
 
 
 @app.command()

@@ -11,6 +11,8 @@ interrupted run ends with every row exactly once.
 from __future__ import annotations
 
 import csv
+import heapq
+import re
 import sys
 import time
 from collections import Counter
@@ -24,8 +26,12 @@ from typing import TextIO
 import torch
 from tqdm.auto import tqdm
 
+from ..artifacts import atomic_file, read_json, write_json
 from .classifier import TextClassifier
 from .corpora import ReaderOptions, ReadReport, detect_format, iter_examples
+
+SHARD_ROWS = 1024  # input rows per block dealt to the shards
+JSON_ROW = re.compile(r'\{"row": (\d+), ')  # how a shard's JSONL row starts
 
 
 @dataclass
@@ -108,38 +114,50 @@ def _complete_csv(data: bytes) -> tuple[int, int]:
 
 
 class _Writer:
-    """Rows of scores as JSONL or CSV, a chunk at a time, from the probability arrays."""
+    """Rows of scores as JSONL or CSV, a chunk at a time, from the probability arrays. With
+    ``numbered`` (a shard's output) each row starts with its input row number, for merge."""
 
     def __init__(
-        self, handle: TextIO, csv_output: bool, labels: list[str], all_scores: bool, header: bool
+        self,
+        handle: TextIO,
+        csv_output: bool,
+        labels: list[str],
+        all_scores: bool,
+        header: bool,
+        numbered: bool = False,
     ) -> None:
         self.handle = handle
         self.labels = labels
         self.all_scores = all_scores
+        self.numbered = numbered
         self.csv = csv.writer(handle, lineterminator="\n") if csv_output else None
         self.json_labels = [encode_basestring(label) for label in labels]  # quoted, once
         if self.csv and header:
             extra = [f"score_{label}" for label in labels] if all_scores else []
-            self.csv.writerow(["id", "label", "score", "truncated", *extra])
+            lead = ["row"] if numbered else []
+            self.csv.writerow([*lead, "id", "label", "score", "truncated", *extra])
 
-    def write(self, ids: Sequence[str], probs: torch.Tensor, truncated: list[bool]) -> list[int]:
-        """Write one row per id; returns the index of each row's label."""
+    def write(
+        self, rows: Sequence[tuple[int, str]], probs: torch.Tensor, truncated: list[bool]
+    ) -> list[int]:
+        """Write one line per (row number, id); returns the index of each row's label."""
         scores, best = (x.tolist() for x in probs.max(dim=1))
         every = probs.tolist() if self.all_scores else None
-        labels = self.labels
+        labels, numbered = self.labels, self.numbered
+        lines = enumerate(zip(rows, best, scores, truncated, strict=True))
         if self.csv:
             self.csv.writerows(
-                [row_id, labels[i], f"{p:.6f}", int(cut)]
+                ([number] if numbered else [])
+                + [row_id, labels[i], f"{p:.6f}", int(cut)]
                 + ([f"{q:.6f}" for q in every[n]] if every else [])
-                for n, (row_id, i, p, cut) in enumerate(
-                    zip(ids, best, scores, truncated, strict=True)
-                )
+                for n, ((number, row_id), i, p, cut) in lines
             )
             return best
-        lines = []  # JSON by hand: json.dumps per row was a third of the run
+        out = []  # JSON by hand: json.dumps per row was a third of the run
         quoted = self.json_labels
-        for n, (row_id, i, p, cut) in enumerate(zip(ids, best, scores, truncated, strict=True)):
-            line = f'{{"id": {encode_basestring(row_id)}, "label": {quoted[i]}, '
+        for n, ((number, row_id), i, p, cut) in lines:
+            line = f'{{"row": {number}, ' if numbered else "{"
+            line += f'"id": {encode_basestring(row_id)}, "label": {quoted[i]}, '
             line += f'"score": {round(p, 6)!r}'
             if cut:
                 line += ', "truncated": true'
@@ -148,8 +166,8 @@ class _Writer:
                     f"{q}: {round(x, 6)!r}" for q, x in zip(quoted, every[n], strict=True)
                 )
                 line += f', "scores": {{{pairs}}}'
-            lines.append(line + "}\n")
-        self.handle.write("".join(lines))
+            out.append(line + "}\n")
+        self.handle.write("".join(out))
         return best
 
 
@@ -166,8 +184,15 @@ def score_file(
     resume: bool = False,
     skip_bad_rows: bool = False,
     progress: bool = True,
+    shard: tuple[int, int] | None = None,
 ) -> ScoreSummary:
-    """Score every text of ``input_path`` ("-": stdin) into ``output`` (None: stdout)."""
+    """Score every text of ``input_path`` ("-": stdin) into ``output`` (None: stdout).
+
+    ``shard=(k, n)`` scores only shard k of n: the blocks of :data:`SHARD_ROWS` input rows
+    whose number is k modulo n, so n shards cover every row exactly once; each output row
+    then starts with its input row number, and :func:`merge_shards` restores the order."""
+    if shard is not None and not (shard[1] >= 1 and 0 <= shard[0] < shard[1]):
+        raise ValueError(f"--shard K/N needs 0 <= K < N, got {shard[0]}/{shard[1]}")
     fmt = _input_format(input_path, input_format)
     options = ReaderOptions(text_field, None, skip_bad_rows, fmt, id_field)
     if input_path != "-" and not Path(input_path).exists():
@@ -180,13 +205,22 @@ def score_file(
         summary.resumed_after = _complete_rows(Path(output), csv_output)
     elif output is not None and Path(output).exists() and Path(output).stat().st_size:
         raise ValueError(f"{output} exists; pass --resume to continue it or remove it first")
-    rows = islice(_rows(input_path, options, summary.read), summary.resumed_after, None)
+    rows = enumerate(_rows(input_path, options, summary.read))  # (row number, (id, text))
+    if shard is not None:
+        k, n = shard
+        rows = (row for row in rows if row[0] // SHARD_ROWS % n == k)
+    rows = islice(rows, summary.resumed_after, None)
     started = time.perf_counter()
     stdout = output is None
     handle = sys.stdout if stdout else open(output, "a", encoding="utf-8", newline="")  # noqa: SIM115
     try:
         writer = _Writer(
-            handle, csv_output, classifier.labels, all_scores, header=summary.resumed_after == 0
+            handle,
+            csv_output,
+            classifier.labels,
+            all_scores,
+            header=summary.resumed_after == 0,
+            numbered=shard is not None,
         )
         bar = tqdm(
             unit="rows",
@@ -196,9 +230,10 @@ def score_file(
             file=sys.stderr,
         )
         while chunk := list(islice(rows, chunk_size)):
-            row_ids, texts = zip(*chunk, strict=True)
+            texts = [text for _, (_, text) in chunk]
             token_ids, truncated = classifier.token_ids(texts)
-            best = writer.write(row_ids, classifier.probabilities_of(token_ids), truncated)
+            rows_out = [(number, row_id) for number, (row_id, _) in chunk]
+            best = writer.write(rows_out, classifier.probabilities_of(token_ids), truncated)
             summary.labels.update(classifier.labels[i] for i in best)
             handle.flush()  # a chunk is on disk before the next one starts
             summary.rows += len(chunk)
@@ -207,5 +242,87 @@ def score_file(
     finally:
         if handle is not sys.stdout:
             handle.close()
+    if shard is not None and output is not None:  # this part is complete: merge checks it
+        write_json(
+            _shard_record(output),
+            {"shard": shard[0], "of": shard[1], "rows": summary.resumed_after + summary.rows},
+        )
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _shard_record(output: str | Path) -> Path:
+    return Path(f"{output}.shard.json")
+
+
+def merge_shards(output: str, parts: Sequence[str]) -> int:
+    """Merge the outputs of ``score --shard K/N`` (JSONL or CSV, as ``output``) into the
+    single-process output, in input order; returns the rows written. Parts that overlap
+    or leave a gap are refused, and ``output`` is written whole or not at all."""
+    csv_output = Path(output).suffix.lower() in (".csv", ".tsv")
+    if Path(output).exists():
+        raise ValueError(f"{output} exists; remove it or choose another output")
+    for part in parts:
+        if not Path(part).is_file():
+            raise ValueError(f"{part}: no such file")
+        if (Path(part).suffix.lower() in (".csv", ".tsv")) != csv_output:
+            raise ValueError(f"{part}: not the same format (CSV or JSONL) as {output}")
+    records = []
+    for part in parts:
+        if not _shard_record(part).is_file():
+            raise ValueError(
+                f"{part}: no {_shard_record(part).name}: not a finished --shard run "
+                "(resume it with --resume)"
+            )
+        records.append(read_json(_shard_record(part)))
+    count = records[0]["of"]
+    shards = sorted(r["shard"] for r in records)
+    if any(r["of"] != count for r in records) or shards != list(range(count)):
+        given = ", ".join(f"{r['shard']}/{r['of']}" for r in records)
+        raise ValueError(
+            f"shards {given} given: merge needs each of 0/{count} .. "
+            f"{count - 1}/{count} exactly once"
+        )
+    streams = [_numbered_rows(Path(part), csv_output) for part in parts]
+    headers = [next(stream) for stream in streams]
+    if len(set(map(tuple, headers))) > 1:
+        raise ValueError("the parts have different columns; they come from different runs")
+    expected = 0
+    with atomic_file(Path(output)) as tmp, tmp.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n") if csv_output else None
+        if writer and headers[0]:
+            writer.writerow(headers[0])
+        for number, row in heapq.merge(*streams, key=lambda item: item[0]):
+            if number != expected:
+                problem = "appears twice" if number < expected else f"to {number - 1} are missing"
+                first = number if number < expected else expected
+                raise ValueError(f"row {first} {problem}: the parts overlap or leave a gap")
+            if writer:
+                writer.writerow(row)
+            else:
+                handle.write(row)
+            expected += 1
+        if expected != sum(r["rows"] for r in records):
+            raise ValueError("the parts hold fewer rows than their runs wrote; score them again")
+    return expected
+
+
+def _numbered_rows(path: Path, csv_output: bool) -> Iterator:
+    """First the header (CSV columns without "row"; [] for JSONL), then (row number, row
+    without its number) for every row of a shard's output."""
+    with path.open(encoding="utf-8", newline="") as handle:
+        if csv_output:
+            reader = csv.reader(handle)
+            header = next(reader, [])
+            if header[:1] != ["row"]:
+                raise ValueError(f"{path}: no row column; score it with --shard K/N")
+            yield header[1:]
+            for record in reader:
+                yield int(record[0]), record[1:]
+            return
+        yield []
+        for number, line in enumerate(handle, start=1):
+            match = JSON_ROW.match(line)
+            if match is None or not line.endswith("\n"):
+                raise ValueError(f"{path}:{number}: not a row of --shard output")
+            yield int(match.group(1)), "{" + line[match.end() :]
