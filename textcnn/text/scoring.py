@@ -205,6 +205,8 @@ def score_file(
         summary.resumed_after = _complete_rows(Path(output), csv_output)
     elif output is not None and Path(output).exists() and Path(output).stat().st_size:
         raise ValueError(f"{output} exists; pass --resume to continue it or remove it first")
+    if shard is not None and output is not None:
+        _shard_record(output).unlink(missing_ok=True)  # finished again only at the end
     rows = enumerate(_rows(input_path, options, summary.read))  # (row number, (id, text))
     if shard is not None:
         k, n = shard
