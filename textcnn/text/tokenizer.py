@@ -159,7 +159,7 @@ class FastWordEncoder:
     def encode(self, texts: Sequence[str]) -> tuple[list[list[int]], list[bool]]:
         """(token ids, truncated) of every text, as :func:`encode_batch` gives them."""
         lookup, limit = self.vocab.__getitem__, self.max_length
-        budget = limit * CHARS_PER_TOKEN  # as encode_batch: never tokenize what is dropped
+        budget = char_budget(self.tokenizer)  # as encode_batch: never tokenize what is dropped
         ids, truncated, slow = [], [], []
         for i, text in enumerate(texts):
             words = None
