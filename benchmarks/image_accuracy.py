@@ -29,7 +29,7 @@ from textcnn.artifacts import read_json
 from textcnn.cli import parse_settings
 from textcnn.images.data import load_fashion_mnist
 from textcnn.training.config import TrainConfig
-from textcnn.training.image import train_image
+from textcnn.training.pipeline import fit_and_save
 
 RESULTS = Path(__file__).parent / "results" / "image_accuracy.json"
 POOLINGS = ("max", "avg", "stochastic", "fractional")
@@ -49,7 +49,7 @@ def run(name: str, arch: str, workdir: Path, options: dict, settings: dict) -> d
     flags += " --augment" if settings.get("augment") else ""
     flags += f" --epochs {settings['epochs']}" if "epochs" in settings else ""
     started = time.perf_counter()
-    model_dir = train_image(TrainConfig.load(overrides=overrides))
+    model_dir = fit_and_save(TrainConfig.load(overrides=overrides))
     wall = time.perf_counter() - started
     config = read_json(model_dir / "config.json")
     history = [

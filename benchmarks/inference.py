@@ -29,7 +29,7 @@ import textcnn
 from textcnn.text.corpora import read_corpus
 from textcnn.text.tokenizer import encode
 from textcnn.training.config import TrainConfig
-from textcnn.training.text import train_text
+from textcnn.training.pipeline import fit_and_save
 
 
 def timed(function, repeats: int = 1) -> float:
@@ -73,7 +73,7 @@ def main() -> None:
             input=str(lines), epoch=25, wordNgrams=2, verbose=0, thread=2
         )
         overrides = {"data": str(DATA / "mr" / "all.tsv"), "epochs": args.epochs}
-        model_dir = train_text(
+        model_dir = fit_and_save(
             TrainConfig.load(overrides={**overrides, "output": f"{tmp}/mr", "progress": False})
         )
         folded = textcnn.load(model_dir)  # the default: folded tables

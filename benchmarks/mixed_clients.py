@@ -25,7 +25,7 @@ from serving import DATA, start_server
 
 from textcnn.text.corpora import read_corpus
 from textcnn.training.config import TrainConfig
-from textcnn.training.text import train_text
+from textcnn.training.pipeline import fit_and_save
 
 HONEST, HOSTILE = 7, 1
 POISON = ['{"text": "a great film \\udc80"}', '{"texts": ["\\ud800", "fine"], "explain": true}']
@@ -70,7 +70,7 @@ def main() -> None:
         if model is None:
             overrides = {"data": str(DATA / "mr" / "all.tsv"), "epochs": 3}
             overrides.update(output=f"{tmp}/mr", progress=False)
-            model = train_text(TrainConfig.load(overrides=overrides))
+            model = fit_and_save(TrainConfig.load(overrides=overrides))
         process, url = start_server(model, {})
         try:
             counts = asyncio.run(mixed(url, texts, args.seconds))

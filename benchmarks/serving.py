@@ -30,7 +30,7 @@ import httpx
 
 from textcnn.text.corpora import read_corpus
 from textcnn.training.config import TrainConfig
-from textcnn.training.text import train_text
+from textcnn.training.pipeline import fit_and_save
 
 DATA = Path(
     os.environ.get("TEXTCNN_DATA_DIR", Path(__file__).parents[1] / ".." / "shared" / "datasets")
@@ -123,7 +123,7 @@ def main() -> None:
         if model is None:
             overrides = {"data": str(DATA / "mr" / "all.tsv"), "epochs": 3}
             overrides.update(output=str(tmp / "mr"), progress=False)
-            model = train_text(TrainConfig.load(overrides=overrides))
+            model = fit_and_save(TrainConfig.load(overrides=overrides))
         rows = []
         for workers in (1, 2):
             process, url = start_server(model, {}, workers)

@@ -27,7 +27,7 @@ import torch
 from textcnn.artifacts import read_json
 from textcnn.cli import parse_settings
 from textcnn.training.config import TrainConfig
-from textcnn.training.text import cross_validate, train_text
+from textcnn.training.pipeline import cross_validate, fit_and_save
 
 DATA = Path(
     os.environ.get("TEXTCNN_DATA_DIR", Path(__file__).parents[1] / ".." / "shared" / "datasets")
@@ -68,7 +68,7 @@ def run(name: str, folds: int, workdir: Path, settings: dict) -> dict:
         if (folder / "dev.tsv").exists():
             overrides["dev"] = str(folder / "dev.tsv")
             command += f" --dev {folder}/dev.tsv"
-        model_dir = train_text(TrainConfig.load(overrides={**overrides, **settings}))
+        model_dir = fit_and_save(TrainConfig.load(overrides={**overrides, **settings}))
         config = read_json(model_dir / "config.json")
         row = {
             "accuracy": config["metrics"]["test"]["accuracy"],

@@ -258,7 +258,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             metrics.batch_size.observe,
         )
         batcher.start()
-        name = classifier.config.get("name") or Path(settings.model_dir).name
+        name = classifier.card.name or Path(settings.model_dir).name
         app.state.model_info = ModelInfo(name=name, version=version)
         app.state.model_json = app.state.model_info.model_dump()
         app.state.classifier, app.state.batcher = classifier, batcher
@@ -322,7 +322,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         classifier = state.classifier
         return {
             "model": state.model_info.model_dump(),
-            "architecture": classifier.config.get("architecture"),
+            "architecture": classifier.card.architecture,
             "labels": classifier.labels,
             "max_length_tokens": classifier.max_length,
             "inference": classifier.inference,
@@ -330,8 +330,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "max_texts_per_request": settings.max_texts_per_request,
             "max_text_chars": settings.max_text_chars,
             "max_body_bytes": settings.max_body_bytes,
-            "created": classifier.config.get("created"),
-            "metrics": classifier.config.get("metrics", {}),
+            "created": classifier.card.created,
+            "metrics": classifier.card.metrics,
         }
 
     @app.get(

@@ -5,7 +5,8 @@ import os
 import pytest
 
 import textcnn.artifacts as artifacts
-from textcnn.artifacts import atomic_directory, read_model_config
+from textcnn.artifacts import atomic_directory
+from textcnn.card import load_card
 
 
 def write(folder, text):
@@ -40,7 +41,7 @@ def test_a_kill_between_the_renames_is_recovered_by_the_next_write(tmp_path):
     os.replace(final, tmp_path / ".model-best.old")
     (tmp_path / ".model-best.abc123.tmp").mkdir()
     with pytest.raises(ValueError, match=r"\.model-best\.old; rename it back"):
-        read_model_config(final)
+        load_card(final)
     write(final, "new")
     assert (final / "config.json").read_text() == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model-best"]

@@ -5,7 +5,7 @@ import torch
 
 import textcnn
 from tests.conftest import tiny_config
-from textcnn.training.text import train_text
+from textcnn.training.pipeline import fit_and_save
 
 
 @pytest.fixture(scope="module")
@@ -14,7 +14,7 @@ def model_dir(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("model")
     data = write_tsv(tmp / "train.tsv", tiny_texts())
-    return train_text(tiny_config(data, tmp / "run"))
+    return fit_and_save(tiny_config(data, tmp / "run"))
 
 
 def test_predict_is_always_batched(model_dir):
@@ -55,6 +55,33 @@ def test_unknown_format_version_gives_a_clear_error(model_dir, tmp_path):
     (target / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match="format version 99 is not supported"):
         textcnn.load(target)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ({"task": "audio"}, "a model of task 'audio'; this textcnn loads text, image models"),
+        ({"best_epoch": "3"}, "best_epoch must be of type int"),
+        ({"surprise": 1}, r"unknown fields \['surprise'\]"),
+        ({"labels": None}, "labels must be of type list"),
+    ],
+)
+def test_a_card_of_another_task_or_shape_is_refused(model_dir, tmp_path, edit, message):
+    target = copy_model(model_dir, tmp_path)
+    config = json.loads((target / "config.json").read_text())
+    (target / "config.json").write_text(json.dumps({**config, **edit}))
+    with pytest.raises(ValueError, match=message):
+        textcnn.load(target)
+
+
+def test_a_card_written_before_the_typed_card_still_loads(model_dir, tmp_path):
+    """Cards of textcnn 0.1.0 had no world_size and no epoch; they load as they are."""
+    target = copy_model(model_dir, tmp_path)
+    config = json.loads((target / "config.json").read_text())
+    del config["world_size"], config["epoch"]
+    (target / "config.json").write_text(json.dumps(config))
+    card = textcnn.load(target).card
+    assert card.world_size == 1 and card.model.num_classes == 2
 
 
 def test_other_damage_gives_clear_errors(model_dir, tmp_path):

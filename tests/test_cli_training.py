@@ -4,7 +4,7 @@ from typer.testing import CliRunner
 
 from tests.conftest import tiny_config, tiny_texts, write_tsv
 from textcnn.cli import app
-from textcnn.training.text import train_text
+from textcnn.training.pipeline import fit_and_save
 
 runner = CliRunner()
 SMALL = [
@@ -108,6 +108,8 @@ def test_user_errors_are_one_line_messages(tmp_path):
             ["train", "--arch", "lenet5", "--class-weights", "balanced"],
             "'class_weights' is for text models, not image ones",
         ),
+        (["train", "--data", str(bad), "--model.vocab_size", "5"], "taken from the tokenizer"),
+        (["train", "--data", str(bad), "stray"], "unexpected argument 'stray'"),
         (["predict", str(tmp_path / "missing"), "hi"], "not a model directory"),
         (["train", "--config", str(tmp_path / "none.toml")], "no such config file"),
     ]
@@ -117,6 +119,23 @@ def test_user_errors_are_one_line_messages(tmp_path):
         assert message in result.output
         assert "Traceback" not in result.output
     assert not (tmp_path / "x" / "model-best").exists()
+
+
+def test_any_setting_is_an_option_of_its_own(tmp_path):
+    """--section.key VALUE, --key=VALUE, --flag and --no-flag all reach the run's settings."""
+    data = write_tsv(tmp_path / "train.tsv", tiny_texts())
+    out = tmp_path / "run"
+    args = ["train", "--data", str(data), "-o", str(out), "--epochs", "1", "--progress=false"]
+    args += ["--model.num_filters", "7", "--kernel-sizes", "[2,3]", "--no-wide", "--embed-dim", "8"]
+    args += ["--tokenizer", "bpe", "--training.batch_size", "10"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    card = json.loads((out / "model-best" / "config.json").read_text())
+    assert card["model"]["num_filters"] == 7 and card["model"]["kernel_sizes"] == [2, 3]
+    assert card["model"]["wide"] is False and card["model"]["embed_dim"] == 8
+    assert card["tokenizer"]["kind"] == "bpe"
+    assert card["settings"]["training"]["batch_size"] == 10
+    assert card["world_size"] == 1
 
 
 def test_a_huge_header_is_not_echoed_whole(tmp_path):
@@ -132,7 +151,7 @@ def test_a_tampered_model_is_a_message_for_score_and_evaluate(tmp_path):
     from safetensors.torch import load_file, save_file
 
     data = write_tsv(tmp_path / "train.tsv", tiny_texts(40))
-    best = train_text(tiny_config(data, tmp_path / "run", epochs=1))
+    best = fit_and_save(tiny_config(data, tmp_path / "run", epochs=1))
     state = load_file(best / "model.safetensors")
     state["classifier.bias"][0] = float("nan")
     save_file(state, best / "model.safetensors")

@@ -12,7 +12,7 @@ import textcnn
 from tests.conftest import tiny_config, tiny_texts, write_tsv
 from textcnn.cli import app
 from textcnn.text.scoring import score_file
-from textcnn.training.text import train_text
+from textcnn.training.pipeline import fit_and_save
 
 runner = CliRunner()
 
@@ -20,7 +20,7 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("scorer")
-    return train_text(tiny_config(write_tsv(tmp / "train.tsv", tiny_texts()), tmp / "run"))
+    return fit_and_save(tiny_config(write_tsv(tmp / "train.tsv", tiny_texts()), tmp / "run"))
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pytest
 
 import textcnn
 from tests.conftest import tiny_config, tiny_texts, write_tsv
-from textcnn.training.text import train_text
+from textcnn.training.pipeline import fit_and_save
 
 PACKAGE = Path(textcnn.__file__).parent
 
@@ -69,7 +69,7 @@ def test_the_layers_import_nothing_else_of_the_project():
 
 def test_text_and_image_models_load_as_predictors(tmp_path):
     data = write_tsv(tmp_path / "train.tsv", tiny_texts(40))
-    text = textcnn.load(train_text(tiny_config(data, tmp_path / "run", epochs=1)))
+    text = textcnn.load(fit_and_save(tiny_config(data, tmp_path / "run", epochs=1)))
     assert isinstance(text, textcnn.Predictor) and text.task == "text"
     assert text.predict(["a good film"], top_k=2)[0][0].label in text.labels
     config = (tmp_path / "run" / "model-best" / "config.json").read_text()

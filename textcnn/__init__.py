@@ -3,6 +3,7 @@
 from .models import create_model, list_models
 from .predictor import Prediction, Predictor, load
 from .text.classifier import Evidence, Result, TextClassifier
+from .version import __version__
 
 __all__ = [
     "Evidence",
@@ -10,8 +11,8 @@ __all__ = [
     "Predictor",
     "Result",
     "TextClassifier",
+    "__version__",
     "create_model",
     "list_models",
     "load",
 ]
-__version__ = "0.1.0"

@@ -21,7 +21,6 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 
@@ -126,9 +125,8 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
         ) from None
 
 
-def read_model_config(model_dir: Path) -> dict:
-    """``config.json`` of a model directory, with its format version checked."""
-    model_dir = Path(model_dir)
+def check_model_dir(model_dir: Path) -> Path:
+    """``model_dir`` if it is a directory; else a message that says what to do."""
     if not model_dir.is_dir():
         if _old(model_dir).is_dir():
             raise ValueError(
@@ -136,14 +134,7 @@ def read_model_config(model_dir: Path) -> dict:
                 f"{_old(model_dir)}; rename it back to {model_dir.name} (the next write does)"
             )
         raise ValueError(f"{model_dir}: not a model directory (train one with `textcnn train`)")
-    config = read_json(model_dir / CONFIG_FILE)
-    version = config.get("format_version") if isinstance(config, dict) else None
-    if version != FORMAT_VERSION:
-        raise ValueError(
-            f"{model_dir}: model format version {version!r} is not supported by this textcnn "
-            f"(it reads version {FORMAT_VERSION}); retrain the model or use a matching textcnn"
-        )
-    return config
+    return model_dir
 
 
 def load_weights(build: Callable[[], nn.Module], model_dir: Path, lazy: bool = False) -> nn.Module:

@@ -174,103 +174,91 @@ SetOpt = Annotated[
 DataOpt = Annotated[
     str | None, typer.Option(help="training file or class folder, or 'tweets' (built in)")
 ]
-FormatOpt = Annotated[
-    str | None, typer.Option(help="csv|tsv|jsonl|fasttext|folder (default: by name)")
-]
-TextFieldOpt = Annotated[str | None, typer.Option(help="CSV/TSV column or JSONL key of the text")]
-LabelFieldOpt = Annotated[str | None, typer.Option(help="CSV/TSV column or JSONL key of the label")]
-SkipOpt = Annotated[
-    bool | None, typer.Option("--skip-bad-rows", help="skip and count bad rows instead of stopping")
-]
 OutputOpt = Annotated[str | None, typer.Option("--output", "-o", help="run folder")]
-ModeOpt = Annotated[str | None, typer.Option(help="rand|static|non-static|multichannel")]
-VectorsOpt = Annotated[str | None, typer.Option(help="word2vec/GloVe/fastText vectors file")]
-TrainVectorsOpt = Annotated[
-    str | None, typer.Option(help="word2vec|fasttext: train vectors on the corpus first")
-]
-UnlabeledOpt = Annotated[str | None, typer.Option(help="raw text for --train-vectors")]
-TokenizerOpt = Annotated[str | None, typer.Option(help="word|bpe|wordpiece")]
 EpochsOpt = Annotated[int | None, typer.Option(help="maximum epochs (early stopping on dev)")]
-BatchOpt = Annotated[int | None, typer.Option(help="batch size")]
-OptimizerOpt = Annotated[str | None, typer.Option(help="adadelta|adamw")]
 DeviceOpt = Annotated[str | None, typer.Option(help="auto|cpu|cuda|mps")]
 SeedOpt = Annotated[int | None, typer.Option(help="random seed")]
-WeightsOpt = Annotated[str | None, typer.Option(help="none|balanced class weights in the loss")]
-TaskOpt = Annotated[str | None, typer.Option(help="text|image (default: text, image with --arch)")]
-ArchOpt = Annotated[
-    str | None, typer.Option(help="image architecture, e.g. lenet5, wrn_16_4 (`textcnn models`)")
-]
-ArchSetOpt = Annotated[
-    list[str] | None,
-    typer.Option(help="architecture setting KEY=VALUE, e.g. pool_mode=avg (repeatable)"),
-]
-AugmentOpt = Annotated[
-    bool | None, typer.Option("--augment/--no-augment", help="images: random crop and flip")
-]
-ImageSizeOpt = Annotated[int | None, typer.Option(help="images: resize to this side")]
+# Any other setting is an option of its own: --model.num_filters 200, --num-filters 200,
+# --augment / --no-augment; `--arch` implies --task image.
+SETTINGS_HELP = (
+    "Any other setting goes as --SECTION.KEY VALUE or --KEY VALUE (e.g. --model.num_filters "
+    "200, --embedding-mode static, --vectors FILE, --arch lenet5, --augment); an unknown "
+    "one is an error that lists them all."
+)
+OVERRIDES = {"context_settings": {"allow_extra_args": True, "ignore_unknown_options": True}}
+ALIASES = {"tokenizer": "tokenizer.kind"}
 
 
-def train_config(config_file: Path | None, settings: list[str] | None, **flags):
+def setting_options(args: list[str]) -> dict:
+    """``--key value``, ``--key=value``, ``--flag`` and ``--no-flag`` as settings; values
+    parse as JSON when they can. ``--arch-option K=V`` sets one architecture option."""
+    settings: dict = {}
+    arch_options: dict = {}
+    rest = list(args)
+    while rest:
+        arg = rest.pop(0)
+        if not arg.startswith("--") or len(arg) == 2:
+            raise ValueError(f"unexpected argument {arg!r}; settings go as --KEY VALUE")
+        key, sep, value = arg[2:].partition("=")
+        if not sep:
+            if rest and not rest[0].startswith("--"):
+                value = rest.pop(0)
+            elif key.startswith("no-"):
+                key, value = key[3:], "false"
+            else:
+                value = "true"
+        key = key.replace("-", "_")
+        if key == "arch_option":
+            arch_options.update(parse_settings([value]))
+            continue
+        settings.update(parse_settings([f"{ALIASES.get(key, key)}={value}"]))
+    if arch_options:
+        settings["arch_options"] = arch_options
+    return settings
+
+
+def train_config(ctx: typer.Context, config_file: Path | None, set_: list[str] | None, **flags):
+    """The settings of a run: defaults, the TOML file, the flags, then --set."""
     from .training.config import TrainConfig
 
     overrides = {k: v for k, v in flags.items() if v is not None}
-    if "tokenizer" in overrides:
-        overrides["kind"] = overrides.pop("tokenizer")
-    if "arch_option" in overrides:
-        overrides["arch_options"] = parse_settings(overrides.pop("arch_option"))
-    if "arch" in overrides:
-        overrides.setdefault("task", "image")
-    return TrainConfig.load(config_file, {**overrides, **parse_settings(settings or [])})
+    overrides.update(setting_options(ctx.args))
+    overrides.update(parse_settings(set_ or []))
+    return TrainConfig.load(config_file, overrides)
 
 
-@app.command()
+@app.command(epilog=SETTINGS_HELP, **OVERRIDES)
 def train(
-    config: ConfigOpt = None,
+    ctx: typer.Context,
     data: DataOpt = None,
     dev: Annotated[str | None, typer.Option(help="dev file (default: a split of --data)")] = None,
     test: Annotated[str | None, typer.Option(help="test file, scored once at the end")] = None,
-    format: FormatOpt = None,
-    text_field: TextFieldOpt = None,
-    label_field: LabelFieldOpt = None,
-    skip_bad_rows: SkipOpt = None,
     output: OutputOpt = None,
-    embedding_mode: ModeOpt = None,
-    vectors: VectorsOpt = None,
-    train_vectors: TrainVectorsOpt = None,
-    unlabeled: UnlabeledOpt = None,
-    tokenizer: TokenizerOpt = None,
+    config: ConfigOpt = None,
     epochs: EpochsOpt = None,
-    batch_size: BatchOpt = None,
-    optimizer: OptimizerOpt = None,
     device: DeviceOpt = None,
     seed: SeedOpt = None,
-    class_weights: WeightsOpt = None,
-    task: TaskOpt = None,
-    arch: ArchOpt = None,
-    arch_option: ArchSetOpt = None,
-    augment: AugmentOpt = None,
-    image_size: ImageSizeOpt = None,
-    set_: SetOpt = None,
     resume: Annotated[bool, typer.Option(help="continue the interrupted run in --output")] = False,
+    set_: SetOpt = None,
 ) -> None:
-    """Train a text classifier (or, with --task image, an image one); writes OUTPUT/model-best
-    and OUTPUT/model-last."""
-    settings = {k: v for k, v in locals().items() if k not in ("config", "set_", "resume")}
-    from .training.image import train_image
-    from .training.text import train_text
+    """Train a text classifier (or, with --arch, an image one); writes OUTPUT/model-best and
+    OUTPUT/model-last."""
+    from .card import load_card
+    from .training.pipeline import fit_and_save
 
     setup_logging()
     with user_errors():
-        cfg = train_config(config, set_, **settings)
+        flags = dict(data=data, dev=dev, test=test, output=output, epochs=epochs)
+        cfg = train_config(ctx, config, set_, **flags, device=device, seed=seed)
         try:
-            model_dir = (train_image if cfg.task == "image" else train_text)(cfg, resume=resume)
+            model_dir = fit_and_save(cfg, resume=resume)
         except KeyboardInterrupt:
             Console(stderr=True).print(
                 "interrupted; continue with: "
                 f"textcnn train --output {cfg.data.run_folder()} --resume"
             )
             raise typer.Exit(130) from None
-    metrics = json.loads((model_dir / "config.json").read_text())["metrics"]
+        metrics = load_card(model_dir).metrics
     for split, scores in metrics.items():
         console.print(
             f"{split}: accuracy {scores['accuracy']:.4f}, macro-F1 {scores['macro_f1']:.4f}"
@@ -278,32 +266,25 @@ def train(
     console.print(f"model written to {model_dir}")
 
 
-@app.command()
+@app.command(epilog=SETTINGS_HELP, **OVERRIDES)
 def cv(
-    config: ConfigOpt = None,
+    ctx: typer.Context,
     data: DataOpt = None,
     folds: Annotated[int, typer.Option(min=2, help="number of folds")] = 10,
-    format: FormatOpt = None,
-    text_field: TextFieldOpt = None,
-    label_field: LabelFieldOpt = None,
-    skip_bad_rows: SkipOpt = None,
     output: OutputOpt = None,
-    embedding_mode: ModeOpt = None,
-    vectors: VectorsOpt = None,
-    train_vectors: TrainVectorsOpt = None,
-    tokenizer: TokenizerOpt = None,
+    config: ConfigOpt = None,
     epochs: EpochsOpt = None,
     device: DeviceOpt = None,
     seed: SeedOpt = None,
     set_: SetOpt = None,
 ) -> None:
     """k-fold cross-validation (the MR/Subj protocol): mean ± standard deviation of accuracy."""
-    settings = {k: v for k, v in locals().items() if k not in ("config", "set_", "folds")}
-    from .training.text import cross_validate
+    from .training.pipeline import cross_validate
 
     setup_logging()
     with user_errors():
-        cfg = train_config(config, set_, **settings)
+        flags = dict(data=data, output=output, epochs=epochs, device=device, seed=seed)
+        cfg = train_config(ctx, config, set_, **flags)
         result = cross_validate(
             cfg, folds, lambda i, f: console.print(f"fold {i}: accuracy {f['accuracy']:.4f}")
         )
@@ -318,7 +299,7 @@ def cv(
 def evaluate(
     model_dir: Annotated[Path, typer.Argument(help="a model directory (model-best)")],
     data: Annotated[str, typer.Option(help="labelled file or class folder to score")],
-    format: FormatOpt = None,
+    format: Annotated[str | None, typer.Option(help="csv|tsv|jsonl|fasttext|folder")] = None,
     text_field: Annotated[str, typer.Option(help="column/key of the text")] = "text",
     label_field: Annotated[str, typer.Option(help="column/key of the label")] = "label",
     skip_bad_rows: Annotated[bool, typer.Option("--skip-bad-rows")] = False,
@@ -329,14 +310,14 @@ def evaluate(
 
     An image model takes a class folder, or fashion-mnist (its test split)."""
     from .predictor import load
-    from .text.corpora import ReaderOptions
-    from .training.evaluation import evaluate_data
     from .training.metrics import plot_confusion_matrix
+    from .training.pipeline import evaluate_data
 
     with user_errors():
         predictor = load(model_dir)
-        options = ReaderOptions(text_field, label_field, skip_bad_rows, format)
-        report = evaluate_data(predictor, data, options)
+        reading = {"format": format, "text_field": text_field, "label_field": label_field}
+        reading["skip_bad_rows"] = skip_bad_rows
+        report = evaluate_data(predictor, data, {f"data.{k}": v for k, v in reading.items()})
         if png:
             plot_confusion_matrix(report, png)
     if as_json:
@@ -522,10 +503,10 @@ def serve(
 
     import uvicorn
 
-    from .artifacts import read_model_config
+    from .card import load_card
 
     with user_errors():
-        if read_model_config(model).get("task") != "text":  # a clear message now, not a 503
+        if load_card(model).task != "text":  # a clear message now, not a 503
             raise ValueError(f"{model}: an image model; `textcnn serve` serves text classifiers")
     os.environ["TEXTCNN_MODEL_DIR"] = str(model)
     # By import string: the library does not import the service package itself.

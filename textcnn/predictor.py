@@ -11,7 +11,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-from .artifacts import read_model_config
+from .card import Card, load_card
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,14 +26,14 @@ class Predictor(Protocol):
 
     task: str  # "text" | "image"
     labels: list[str]
-    config: dict  # the model card (config.json)
+    card: Card | None  # the model card (config.json); None for a model not yet saved
 
     def predict(self, inputs: Sequence[Any], top_k: int | None = 1) -> list[list[Prediction]]:
         """For every input (a text; an image file), its ``top_k`` labels, most probable first."""
         ...
 
 
-# task -> "module:function(path, config, device, **options) -> Predictor", imported on use so
+# task -> "module:function(path, card, device, **options) -> Predictor", imported on use so
 # that this module imports neither task (and neither imports the other)
 LOADERS = {
     "text": "textcnn.text.classifier:load_text_classifier",
@@ -47,11 +47,6 @@ def load(path: str | Path, device: str | torch.device = "cpu", **options) -> Pre
     :class:`~textcnn.text.classifier.TextClassifier`'s ``inference``, ``max_table_mb`` and
     ``half_tables``."""
     path = Path(path)
-    config = read_model_config(path)
-    task = config.get("task")
-    if task not in LOADERS:
-        raise ValueError(
-            f"{path}: a model of task {task!r}; this textcnn loads {', '.join(LOADERS)} models"
-        )
-    module, _, function = LOADERS[task].partition(":")
-    return getattr(importlib.import_module(module), function)(path, config, device, **options)
+    card = load_card(path)
+    module, _, function = LOADERS[card.task].partition(":")
+    return getattr(importlib.import_module(module), function)(path, card, device, **options)

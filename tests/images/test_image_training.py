@@ -11,7 +11,8 @@ from textcnn.images.models import build_image_model, image_model_config
 from textcnn.layers import ConvBlock, GlobalPool
 from textcnn.models import Classifier, create_model, list_models, model_entry
 from textcnn.training.config import TrainConfig
-from textcnn.training.image import evaluate_images, load_image_splits, train_image
+from textcnn.training.image import ImageTask
+from textcnn.training.pipeline import evaluate, fit_and_save, load_splits
 from textcnn.training.trainer import FitSettings, Trainer
 
 from .conftest import squares_on_ground, write_image_folder
@@ -133,22 +134,22 @@ def image_config(data, output, **overrides) -> TrainConfig:
 def test_trained_image_model_saved_and_reloaded_gives_identical_outputs(tmp_path):
     root = write_image_folder(tmp_path / "images", n=80)
     config = image_config(root, tmp_path / "run", arch_options={"pool_mode": "fractional"})
-    model_dir = train_image(config)
+    model_dir = fit_and_save(config)
     assert sorted(p.name for p in model_dir.iterdir()) == [
         "config.json",
         "confusion.png",
         "metrics.json",
         "model.safetensors",
     ]
-    _, dev, _ = load_image_splits(config)
+    dev = load_splits(ImageTask(), config).dev
     first, second = load(model_dir), load(model_dir)
     assert isinstance(first, Predictor) and first.task == "image"
     out = first.predict_proba(dev.images)
     assert torch.equal(out, second.predict_proba(dev.images))
     assert torch.equal(out, first.predict_proba(dev.images))  # fractional pooling is fixed in eval
-    saved = first.config["metrics"]["dev"]["accuracy"]
-    assert evaluate_images(second, dev)["accuracy"] == saved
-    assert first.config["model"] == {
+    saved = first.card.metrics["dev"]["accuracy"]
+    assert evaluate(second, ImageTask(), dev)["accuracy"] == saved
+    assert first.card.model == {
         "input_size": 28,
         "num_classes": 4,
         "in_channels": 1,
@@ -161,7 +162,7 @@ def test_interrupted_augmented_run_resumed_ends_with_the_same_weights(tmp_path):
     function of the step, so a resumed run repeats the uninterrupted one exactly."""
     root = write_image_folder(tmp_path / "images", n=48)
     settings = {"augment": True, "epochs": 3, "arch_options": {"pool_mode": "stochastic"}}
-    straight = train_image(image_config(root, tmp_path / "straight", **settings))
+    straight = fit_and_save(image_config(root, tmp_path / "straight", **settings))
 
     def interrupt(record):
         if record["epoch"] == 1:
@@ -169,9 +170,9 @@ def test_interrupted_augmented_run_resumed_ends_with_the_same_weights(tmp_path):
 
     config = image_config(root, tmp_path / "resumed", **settings)
     with pytest.raises(KeyboardInterrupt):
-        train_image(config, on_epoch_end=interrupt)
+        fit_and_save(config, on_epoch_end=interrupt)
     assert not (tmp_path / "resumed" / "model-best").exists()
-    resumed = train_image(config, resume=True)
+    resumed = fit_and_save(config, resume=True)
     for name in ("model-best", "model-last"):
         a = load_tensors(straight.parent / name / "model.safetensors")
         b = load_tensors(resumed.parent / name / "model.safetensors")

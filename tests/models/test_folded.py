@@ -8,7 +8,7 @@ from tests.conftest import tiny_config, tiny_texts, write_tsv
 from textcnn.models import TextCNN, TextCNNConfig
 from textcnn.models.folded import FoldedTextCNN, table_bytes
 from textcnn.text.classifier import pad_batch
-from textcnn.training.text import train_text
+from textcnn.training.pipeline import fit_and_save
 
 EDGE_TEXTS = [
     "   ",  # nothing after tokenization
@@ -38,7 +38,7 @@ def test_folded_tables_match_the_convolutions(corpus, tmp_path, mode, wide):
     cfg = tiny_config(
         corpus, tmp_path / "run", embedding_mode=mode, wide=wide, max_length=12, **vectors
     )
-    model_dir = train_text(cfg)
+    model_dir = fit_and_save(cfg)
     conv = textcnn.load(model_dir, inference="conv")
     folded = textcnn.load(model_dir, inference="folded")
     assert (conv.inference["path"], folded.inference["path"]) == ("conv", "folded")
@@ -72,7 +72,7 @@ def test_half_tables_and_the_size_limit():
 
 
 def test_auto_falls_back_to_the_convolutions_above_the_table_limit(corpus, tmp_path):
-    model_dir = train_text(tiny_config(corpus, tmp_path / "run", epochs=1))
+    model_dir = fit_and_save(tiny_config(corpus, tmp_path / "run", epochs=1))
     assert textcnn.load(model_dir).inference["path"] == "folded"  # the default
     small = textcnn.load(model_dir, max_table_mb=0.001)
     assert small.inference["path"] == "conv" and "MB >" in small.inference["reason"]

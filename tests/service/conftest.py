@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.conftest import tiny_config, tiny_texts, write_tsv
-from textcnn.training.text import train_text
+from textcnn.training.pipeline import fit_and_save
 
 
 @pytest.fixture(scope="session")
@@ -18,7 +18,7 @@ def model_dir(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("served")
     data = write_tsv(tmp / "train.tsv", tiny_texts(80))
     # a short maximum length, so that truncation is easy to provoke
-    return train_text(tiny_config(data, tmp / "run", max_length=12, epochs=8))
+    return fit_and_save(tiny_config(data, tmp / "run", max_length=12, epochs=8))
 
 
 def free_port() -> int:

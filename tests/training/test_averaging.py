@@ -4,7 +4,7 @@ from torch import nn
 
 from textcnn.artifacts import load_tensors
 from textcnn.training.averaging import WeightAverage
-from textcnn.training.text import train_text
+from textcnn.training.pipeline import fit_and_save
 from textcnn.training.trainer import FitSettings
 
 from ..conftest import tiny_config
@@ -34,8 +34,8 @@ def test_moving_average_of_weights_and_buffers():
 
 
 def test_averaged_run_keeps_the_average_and_resumes_exactly(tiny_corpus, tmp_path):
-    plain = train_text(tiny_config(tiny_corpus, tmp_path / "plain", average=0.0))
-    averaged = train_text(tiny_config(tiny_corpus, tmp_path / "avg", average=0.9))
+    plain = fit_and_save(tiny_config(tiny_corpus, tmp_path / "plain", average=0.0))
+    averaged = fit_and_save(tiny_config(tiny_corpus, tmp_path / "avg", average=0.9))
     a = load_tensors(plain.parent / "model-last" / "model.safetensors")
     b = load_tensors(averaged.parent / "model-last" / "model.safetensors")
     assert not torch.equal(a["classifier.weight"], b["classifier.weight"])
@@ -46,8 +46,8 @@ def test_averaged_run_keeps_the_average_and_resumes_exactly(tiny_corpus, tmp_pat
 
     config = tiny_config(tiny_corpus, tmp_path / "resumed", average=0.9)
     with pytest.raises(KeyboardInterrupt):
-        train_text(config, on_epoch_end=interrupt)
-    resumed = train_text(config, resume=True)
+        fit_and_save(config, on_epoch_end=interrupt)
+    resumed = fit_and_save(config, resume=True)
     for name in ("model-best", "model-last"):
         x = load_tensors(averaged.parent / name / "model.safetensors")
         y = load_tensors(resumed.parent / name / "model.safetensors")
@@ -59,9 +59,9 @@ def test_resume_with_another_averaging_setting_is_refused(tiny_corpus, tmp_path)
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train_text(tiny_config(tiny_corpus, tmp_path, average=0.0), on_epoch_end=interrupt)
+        fit_and_save(tiny_config(tiny_corpus, tmp_path, average=0.0), on_epoch_end=interrupt)
     with pytest.raises(ValueError, match="started with average=0.0, not 0.9; resume it with"):
-        train_text(tiny_config(tiny_corpus, tmp_path, average=0.9), resume=True)
+        fit_and_save(tiny_config(tiny_corpus, tmp_path, average=0.9), resume=True)
 
 
 @pytest.mark.parametrize(("key", "value"), [("average", 1.0), ("average", -0.1), ("max_norm", -1)])

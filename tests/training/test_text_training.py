@@ -7,11 +7,14 @@ from safetensors.torch import load_file
 import textcnn
 from tests.conftest import tiny_config, tiny_texts, write_tsv
 from textcnn.artifacts import load_tensors
-from textcnn.training.text import class_weights, train_text
+from textcnn.training.pipeline import fit_and_save
+from textcnn.training.text import class_weights
 
 
 def test_a_tiny_corpus_is_learned_completely(tiny_corpus, tmp_path):
-    model_dir = train_text(tiny_config(tiny_corpus, tmp_path / "run", epochs=15, dev_fraction=0.2))
+    model_dir = fit_and_save(
+        tiny_config(tiny_corpus, tmp_path / "run", epochs=15, dev_fraction=0.2)
+    )
     classifier = textcnn.load(model_dir)
     texts, labels = zip(*tiny_texts(), strict=True)
     predictions = classifier.predict(list(texts))
@@ -26,7 +29,7 @@ def test_a_tiny_corpus_is_learned_completely(tiny_corpus, tmp_path):
 
 def test_model_directory_contents(tiny_corpus, tmp_path):
     test_file = write_tsv(tmp_path / "test.tsv", tiny_texts(20, seed=5))
-    model_dir = train_text(tiny_config(tiny_corpus, tmp_path / "run", test=str(test_file)))
+    model_dir = fit_and_save(tiny_config(tiny_corpus, tmp_path / "run", test=str(test_file)))
     names = {p.name for p in model_dir.iterdir()}
     assert names == {
         "config.json",
@@ -51,7 +54,7 @@ def test_model_directory_contents(tiny_corpus, tmp_path):
 
 
 def test_saved_model_reloads_with_identical_outputs(tiny_corpus, tmp_path):
-    model_dir = train_text(tiny_config(tiny_corpus, tmp_path / "run"))
+    model_dir = fit_and_save(tiny_config(tiny_corpus, tmp_path / "run"))
     texts = ["a good film", "boring plot", "x"]
     first = textcnn.load(model_dir).predict_proba(texts)
     second = textcnn.load(model_dir).predict_proba(texts)
@@ -61,7 +64,7 @@ def test_saved_model_reloads_with_identical_outputs(tiny_corpus, tmp_path):
 
 
 def test_interrupted_run_resumed_ends_with_the_same_weights(tiny_corpus, tmp_path):
-    straight = train_text(
+    straight = fit_and_save(
         tiny_config(tiny_corpus, tmp_path / "straight", optimizer="adadelta", lr=1.0)
     )
 
@@ -71,11 +74,11 @@ def test_interrupted_run_resumed_ends_with_the_same_weights(tiny_corpus, tmp_pat
 
     cfg = tiny_config(tiny_corpus, tmp_path / "resumed", optimizer="adadelta", lr=1.0)
     with pytest.raises(KeyboardInterrupt):
-        train_text(cfg, on_epoch_end=interrupt)
+        fit_and_save(cfg, on_epoch_end=interrupt)
     assert not (tmp_path / "resumed" / "model-best").exists()  # never a half model
     with pytest.raises(ValueError, match="unfinished run.*--resume"):
-        train_text(cfg)
-    resumed = train_text(cfg, resume=True)
+        fit_and_save(cfg)
+    resumed = fit_and_save(cfg, resume=True)
     for name in ("model-best", "model-last"):
         a = load_tensors(straight.parent / name / "model.safetensors")
         b = load_tensors(resumed.parent / name / "model.safetensors")
@@ -94,11 +97,11 @@ def test_interrupted_run_resumed_ends_with_the_same_weights(tiny_corpus, tmp_pat
 
 def test_resume_without_a_checkpoint_is_a_clear_error(tiny_corpus, tmp_path):
     with pytest.raises(ValueError, match="no checkpoint to resume"):
-        train_text(tiny_config(tiny_corpus, tmp_path / "run"), resume=True)
+        fit_and_save(tiny_config(tiny_corpus, tmp_path / "run"), resume=True)
 
 
 def test_early_stopping(tiny_corpus, tmp_path):
-    train_text(tiny_config(tiny_corpus, tmp_path / "run", epochs=30, patience=2))
+    fit_and_save(tiny_config(tiny_corpus, tmp_path / "run", epochs=30, patience=2))
     epochs = (tmp_path / "run" / "metrics.jsonl").read_text().count("\n")
     assert epochs < 30
 
@@ -111,7 +114,7 @@ def test_balanced_class_weights_reweigh_an_imbalanced_corpus(tmp_path):
     assert weights.tolist() == pytest.approx([120 / (2 * 20), 120 / (2 * 100)])
 
     def first_loss(name, **settings):
-        train_text(tiny_config(data, tmp_path / name, epochs=1, **settings))
+        fit_and_save(tiny_config(data, tmp_path / name, epochs=1, **settings))
         return json.loads((tmp_path / name / "metrics.jsonl").read_text())["train_loss"]
 
     # the same seed and batches: only the weighting differs, and it reaches the loss
@@ -121,7 +124,7 @@ def test_balanced_class_weights_reweigh_an_imbalanced_corpus(tmp_path):
 def test_labels_unknown_to_the_training_data_are_rejected(tiny_corpus, tmp_path):
     dev = write_tsv(tmp_path / "dev.tsv", [("good film", "positive"), ("meh", "neutral")])
     with pytest.raises(ValueError, match="labels the model was not trained on: neutral"):
-        train_text(tiny_config(tiny_corpus, tmp_path / "run", dev=str(dev)))
+        fit_and_save(tiny_config(tiny_corpus, tmp_path / "run", dev=str(dev)))
 
 
 def test_embedding_modes_with_trained_and_loaded_vectors(tiny_corpus, tmp_path):
@@ -129,14 +132,14 @@ def test_embedding_modes_with_trained_and_loaded_vectors(tiny_corpus, tmp_path):
         cfg = tiny_config(
             tiny_corpus, tmp_path / mode, embedding_mode=mode, train_vectors="word2vec", epochs=2
         )
-        model_dir = train_text(cfg)
+        model_dir = fit_and_save(cfg)
         config = json.loads((model_dir / "config.json").read_text())
         assert config["model"]["embedding_mode"] == mode
         assert config["vector_coverage"] == 1.0
         assert textcnn.load(model_dir).predict(["good"])[0][0].label in ("positive", "negative")
     vec = tmp_path / "v.vec"
     vec.write_text("2 4\ngood 1 1 1 1\nbad -1 -1 -1 -1\n")
-    model_dir = train_text(
+    model_dir = fit_and_save(
         tiny_config(
             tiny_corpus, tmp_path / "loaded", embedding_mode="static", vectors=str(vec), epochs=1
         )
@@ -145,16 +148,16 @@ def test_embedding_modes_with_trained_and_loaded_vectors(tiny_corpus, tmp_path):
     assert config["model"]["embed_dim"] == 4
     assert 0 < config["vector_coverage"] < 1
     with pytest.raises(ValueError, match="needs word vectors"):
-        train_text(tiny_config(tiny_corpus, tmp_path / "none", embedding_mode="static"))
+        fit_and_save(tiny_config(tiny_corpus, tmp_path / "none", embedding_mode="static"))
 
 
 def test_killed_while_writing_the_model_the_run_can_still_be_resumed(
     tiny_corpus, tmp_path, monkeypatch
 ):
-    import textcnn.training.text as text_pipeline
+    import textcnn.training.pipeline as pipeline
 
     cfg = tiny_config(tiny_corpus, tmp_path / "run", epochs=2)
-    real = text_pipeline.write_model_dir
+    real = pipeline.write_model_dir
 
     def killed_at_model_last(path, *args, **kwargs):
         if path.name == "model-last":
@@ -162,12 +165,12 @@ def test_killed_while_writing_the_model_the_run_can_still_be_resumed(
             raise KeyboardInterrupt
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(text_pipeline, "write_model_dir", killed_at_model_last)
+    monkeypatch.setattr(pipeline, "write_model_dir", killed_at_model_last)
     with pytest.raises(KeyboardInterrupt):
-        train_text(cfg)
+        fit_and_save(cfg)
     monkeypatch.undo()
     assert (tmp_path / "run" / "checkpoint" / "state.json").is_file()
-    best = train_text(cfg, resume=True)
+    best = fit_and_save(cfg, resume=True)
     assert textcnn.load(best).predict(["a good film"])[0][0].label == "positive"
     assert textcnn.load(best.parent / "model-last").labels == ["negative", "positive"]
     left = sorted(p.name for p in (tmp_path / "run").iterdir())
@@ -177,4 +180,4 @@ def test_killed_while_writing_the_model_the_run_can_still_be_resumed(
 def test_too_few_rows_for_a_dev_split_say_so(tmp_path):
     data = write_tsv(tmp_path / "two.tsv", [("good film", "positive"), ("bad film", "negative")])
     with pytest.raises(ValueError, match=r"2 rows are too few to hold out a dev split.*--dev"):
-        train_text(tiny_config(data, tmp_path / "run"))
+        fit_and_save(tiny_config(data, tmp_path / "run"))

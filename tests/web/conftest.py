@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import tiny_config, tiny_texts, write_tsv
 from tests.service.conftest import Server
-from textcnn.training.text import train_text
+from textcnn.training.pipeline import fit_and_save
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 playwright_api = pytest.importorskip(
@@ -25,7 +25,7 @@ if not Path(CHROMIUM).is_file():
 def web_model(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("web")
     data = write_tsv(tmp / "train.tsv", tiny_texts(80))
-    return train_text(tiny_config(data, tmp / "run", epochs=8))
+    return fit_and_save(tiny_config(data, tmp / "run", epochs=8))
 
 
 @pytest.fixture(scope="session")

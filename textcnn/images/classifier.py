@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from ..artifacts import checked_labels, load_weights
+from ..card import ImageCard
 from ..models import Classifier
 from ..predictor import Prediction
 from .cam import class_activation_maps, upsample
@@ -25,7 +26,7 @@ class ImageClassifier:
         normalization: Normalization,
         channels: int,
         size: int,
-        config: dict | None = None,
+        card: ImageCard | None = None,
     ) -> None:
         self.task = "image"
         self.model = model.eval()
@@ -33,7 +34,7 @@ class ImageClassifier:
         self.normalization = normalization
         self.channels = channels
         self.size = size
-        self.config = config or {}
+        self.card = card
 
     def read(self, path: str | Path) -> torch.Tensor:
         """An image file converted and resized as the model expects."""
@@ -84,17 +85,15 @@ class ImageClassifier:
 
 
 def load_image_classifier(
-    path: Path, config: dict, device: str | torch.device = "cpu"
+    path: Path, card: ImageCard, device: str | torch.device = "cpu"
 ) -> ImageClassifier:
-    """The image model of directory ``path`` (its ``config.json`` read as ``config``)."""
+    """The image model of directory ``path`` (its card read as ``card``)."""
+    pre = card.preprocessing
+    shape = (pre.channels, pre.size, pre.size)
     try:
-        pre = config["preprocessing"]
-        shape = (pre["channels"], pre["size"], pre["size"])
-        normalization = Normalization(tuple(pre["mean"]), tuple(pre["std"]))
-        labels = checked_labels(config["labels"], config["model"]["num_classes"], path)
-        model = load_weights(
-            lambda: build_image_model(config["architecture"], config["model"], shape), path
-        )
+        normalization = Normalization(tuple(pre.mean), tuple(pre.std))
+        labels = checked_labels(card.labels, card.model["num_classes"], path)
     except (KeyError, TypeError) as error:
         raise ValueError(f"{path}/config.json: incomplete or damaged ({error})") from None
-    return ImageClassifier(model.to(device), labels, normalization, shape[0], shape[1], config)
+    model = load_weights(lambda: build_image_model(card.architecture, card.model, shape), path)
+    return ImageClassifier(model.to(device), labels, normalization, pre.channels, pre.size, card)

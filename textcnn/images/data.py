@@ -55,6 +55,15 @@ class ImageSet:
         return ImageSet(self.images[indices], self.targets[indices], self.labels, self.source)
 
     @property
+    def channels(self) -> int:
+        return self.images.shape[1]
+
+    @property
+    def size(self) -> int:
+        """The side of the (square) images."""
+        return self.images.shape[-1]
+
+    @property
     def label_names(self) -> list[str]:
         """The label of every image, as text (for stratified splits)."""
         return [self.labels[i] for i in self.targets.tolist()]

@@ -16,7 +16,8 @@ import torch
 from tokenizers import Tokenizer
 
 from ..artifacts import checked_labels, load_weights
-from ..models import TextCNN, TextCNNConfig
+from ..card import TextCard
+from ..models import TextCNN
 from ..models.folded import FoldedTextCNN, table_bytes
 from ..predictor import Prediction
 from .tokenizer import (
@@ -92,7 +93,7 @@ class TextClassifier:
         model: TextCNN,
         tokenizer: Tokenizer,
         labels: list[str],
-        config: dict | None = None,
+        card: TextCard | None = None,
         inference: InferencePath = "conv",
         max_table_mb: float = 512,
         half_tables: bool = False,
@@ -101,7 +102,7 @@ class TextClassifier:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.labels = list(labels)
-        self.config = config or {}
+        self.card = card
         self.fast_encoder = FastWordEncoder.of(tokenizer)  # None: not a word tokenizer
         self.network, self.inference = self._network(inference, max_table_mb, half_tables)
 
@@ -256,19 +257,15 @@ class TextClassifier:
 
 
 def load_text_classifier(
-    path: Path, config: dict, device: str | torch.device = "cpu", **inference
+    path: Path, card: TextCard, device: str | torch.device = "cpu", **inference
 ) -> TextClassifier:
-    """The text model of directory ``path`` (its ``config.json`` read as ``config``); see
+    """The text model of directory ``path`` (its card read as ``card``); see
     :func:`textcnn.load`. ``inference`` defaults to folded tables up to 512 MB."""
-    if config.get("architecture") != "textcnn":
-        raise ValueError(f"{path}: a text model of architecture {config.get('architecture')!r}")
-    try:
-        model_config = TextCNNConfig(**config["model"])
-        labels = checked_labels(config["labels"], model_config.num_classes, path)
-    except (KeyError, TypeError, ValueError) as error:
-        raise ValueError(f"{path}/config.json: incomplete or damaged ({error})") from None
-    model = load_weights(lambda: TextCNN(model_config), path, lazy=True)
+    if card.architecture != "textcnn":
+        raise ValueError(f"{path}: a text model of architecture {card.architecture!r}")
+    labels = checked_labels(card.labels, card.model.num_classes, path)
+    model = load_weights(lambda: TextCNN(card.model), path, lazy=True)
     tokenizer = load_tokenizer(path / TOKENIZER_FILE)
-    check_tokenizer(tokenizer, model_config.vocab_size, path)
+    check_tokenizer(tokenizer, card.model.vocab_size, path)
     settings = {"inference": "auto", **inference}
-    return TextClassifier(model.to(device), tokenizer, labels, config, **settings)
+    return TextClassifier(model.to(device), tokenizer, labels, card, **settings)

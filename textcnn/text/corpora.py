@@ -157,7 +157,9 @@ def _undecodable(where: str) -> BadRow:
     )
 
 
-def _read_delimited(path: Path, options: ReaderOptions, delimiter: str) -> Iterator[Example]:
+def _read_delimited(
+    path: Path, options: ReaderOptions, delimiter: str
+) -> Iterator[Example | BadRow]:
     bad_lines: list[int] = []
     reader = csv.reader(_decoded_lines(path, bad_lines), delimiter=delimiter)
     header = next(reader, None)
@@ -271,7 +273,7 @@ def _read_lines(path: Path, options: ReaderOptions) -> Iterator[Example | BadRow
         yield item if isinstance(item, BadRow) else Example(item[1].rstrip("\r\n"), None, item[0])
 
 
-def _read_folder(path: Path, options: ReaderOptions) -> Iterator[Example]:
+def _read_folder(path: Path, options: ReaderOptions) -> Iterator[Example | BadRow]:
     classes = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise ValueError(

@@ -15,6 +15,7 @@ import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from ..models import TextCNNConfig
 from ..text.tokenizer import TokenizerConfig
 from .trainer import FitSettings
 
@@ -43,16 +44,6 @@ class VectorsConfig:
     train_vectors: str | None = None  # word2vec | fasttext: train vectors on the corpus first
     unlabeled: str | None = None  # extra raw text (one text per line) for --train-vectors
     vector_epochs: int = 5  # gensim training epochs
-
-
-@dataclass
-class ModelSettings:
-    embed_dim: int = 300  # ignored with --vectors: the vectors' own size is used
-    kernel_sizes: list[int] = field(default_factory=lambda: [3, 4, 5])
-    num_filters: int = 100
-    dropout: float = 0.5
-    embedding_mode: str = "rand"  # rand | static | non-static | multichannel
-    wide: bool = True  # Kim's wide convolution (n-grams at the text's edges count too)
 
 
 @dataclass
@@ -86,6 +77,12 @@ TASK_SECTIONS = {
     "image": ("data", "image", "training"),
 }
 TASK_TOP_LEVEL = {"text": ("class_weights", "task"), "image": ("task",)}
+# Model settings that training takes from the data, never from the user.
+FROM_DATA = {
+    "vocab_size": "the tokenizer",
+    "num_classes": "the labels",
+    "padding_idx": "the tokenizer",
+}
 
 
 @dataclass
@@ -93,7 +90,7 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     vectors: VectorsConfig = field(default_factory=VectorsConfig)
-    model: ModelSettings = field(default_factory=ModelSettings)
+    model: TextCNNConfig = field(default_factory=TextCNNConfig)  # the network's own config
     image: ImageSettings = field(default_factory=ImageSettings)
     training: FitSettings = field(default_factory=FitSettings)
     class_weights: str = "none"  # none | balanced: weigh the loss by inverse class frequency
@@ -119,7 +116,10 @@ class TrainConfig:
             except tomllib.TOMLDecodeError as error:
                 raise ValueError(f"{path}: not valid TOML ({error})") from None
         overrides = dict(overrides or {})
-        task = overrides.get("task", raw.get("task", "text"))
+        task = overrides.get("task", raw.get("task"))
+        if task is None:  # an architecture to train implies an image run
+            arch_given = {"arch", "image.arch"} & set(overrides) or "arch" in raw.get("image", {})
+            task = "image" if arch_given else "text"
         if task not in TASK_SECTIONS:
             raise ValueError(f"task must be text or image, got {task!r}")
         sections: dict[str, dict] = {name: {} for name in cls.SECTIONS}
@@ -137,6 +137,8 @@ class TrainConfig:
         if task == "image":
             sections["training"] = {**IMAGE_TRAINING, **sections["training"]}
             sections["data"].setdefault("data", "fashion-mnist")
+            if str(sections["data"]["data"]).startswith("fashion-mnist"):  # its own test split
+                sections["data"].setdefault("test", "fashion-mnist:test")
         for name in cls.SECTIONS:
             setattr(config, name, cls._section_type(name)(**sections[name]))
         config.class_weights = top.get("class_weights", "none")
@@ -160,6 +162,8 @@ class TrainConfig:
             having = [s for s in cls.SECTIONS if name in cls._names(s)]
             ours = [s for s in having if s in TASK_SECTIONS[task]]
             section = (ours or having or [""])[0]
+        if section == "model" and name in FROM_DATA:
+            raise ValueError(f"setting model.{name} is taken from {FROM_DATA[name]}, not set")
         if section in cls.SECTIONS and name in cls._names(section):
             if section not in TASK_SECTIONS[task]:
                 raise ValueError(f"setting {section}.{name} is for {other} models, not {task} ones")
@@ -173,7 +177,8 @@ class TrainConfig:
 
     @classmethod
     def _names(cls, section: str) -> set[str]:
-        return {f.name for f in fields(cls._section_type(section))}
+        names = {f.name for f in fields(cls._section_type(section))}
+        return names - set(FROM_DATA) if section == "model" else names
 
     @classmethod
     def _section_type(cls, name: str) -> type:
@@ -181,7 +186,7 @@ class TrainConfig:
             "data": DataConfig,
             "tokenizer": TokenizerConfig,
             "vectors": VectorsConfig,
-            "model": ModelSettings,
+            "model": TextCNNConfig,
             "image": ImageSettings,
             "training": FitSettings,
         }[name]
@@ -189,4 +194,8 @@ class TrainConfig:
     def to_dict(self) -> dict:
         """The sections that apply to the task, and the top-level settings."""
         sections = {name: asdict(getattr(self, name)) for name in TASK_SECTIONS[self.task]}
+        if "model" in sections:
+            sections["model"] = {
+                k: v for k, v in self.model.to_dict().items() if k not in FROM_DATA
+            }
         return sections | {key: getattr(self, key) for key in TASK_TOP_LEVEL[self.task]}

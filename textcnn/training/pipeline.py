@@ -1,0 +1,180 @@
+"""One training pipeline for every task: data → fit → evaluate → model directories.
+
+A :class:`~textcnn.training.task.Task` (text, image) supplies what differs: how its data
+is read and split, which network is built and how batches are made, and the predictor and
+card of the result. Everything else (the loop, early stopping, checkpoints, evaluation, the atomic
+model directories, cross-validation) is here once.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from ..artifacts import WEIGHTS_FILE, atomic_directory, save_tensors, write_json
+from ..card import Card, save_card
+from ..predictor import Predictor
+from ..text.splits import stratified_folds, stratified_split
+from .config import TrainConfig
+from .image import ImageTask
+from .metrics import classification_report, plot_confusion_matrix
+from .task import Dataset, Splits, Task
+from .text import TextTask
+from .trainer import remove_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+TASKS: dict[str, type[Task]] = {"text": TextTask, "image": ImageTask}
+
+
+def task_of(config: TrainConfig) -> Task:
+    return TASKS[config.task]()
+
+
+def load_splits(task: Task, config: TrainConfig) -> Splits:
+    """Given dev/test data as they are; otherwise a seeded, stratified dev split of train."""
+    d = config.data
+    train = task.read(config, d.data)
+    if d.dev:
+        dev = task.read(config, d.dev, train)
+    else:
+        train, dev = hold_out_dev(task, train, config)
+    test = task.read(config, d.test, train) if d.test else None
+    return Splits(train, dev, test)
+
+
+def hold_out_dev(task: Task, data: Dataset, config: TrainConfig) -> tuple[Dataset, Dataset]:
+    """(train, dev): a seeded, stratified ``dev_fraction`` of ``data`` held out."""
+    fraction = config.data.dev_fraction
+    kept, held = stratified_split(task.class_names(data), fraction, config.training.seed)
+    if not held:
+        raise ValueError(
+            f"{data.source}: {len(data)} rows are too few to hold out a dev split "
+            f"({fraction:.0%} of every label, and a label needs 2 rows to give one); "
+            "add rows, or pass a dev file with --dev"
+        )
+    return data.subset(kept), data.subset(held)
+
+
+def evaluate(predictor: Predictor, task: Task, data: Dataset, name: str = "") -> dict:
+    """Accuracy, macro-F1, per-class scores and confusion matrix of ``predictor`` on ``data``."""
+    inputs, targets = task.examples(predictor, data)
+    predicted = predictor.predict_proba(inputs).argmax(dim=1)
+    report = classification_report(
+        torch.as_tensor(targets).numpy(), predicted.numpy(), predictor.labels
+    )
+    report["data"] = name or data.source
+    return report
+
+
+def evaluate_data(predictor: Predictor, spec: str, settings: dict | None = None) -> dict:
+    """:func:`evaluate` on the labelled data named by ``spec``, read with ``settings`` (data
+    settings such as ``format`` or ``text_field``) to match ``predictor``."""
+    config = TrainConfig.load(overrides={**(settings or {}), "task": predictor.task})
+    task = task_of(config)
+    return evaluate(predictor, task, task.read(config, spec, predictor))
+
+
+def fit_and_save(
+    config: TrainConfig, resume: bool = False, on_epoch_end: Callable[[dict], None] | None = None
+) -> Path:
+    """Train, evaluate, write ``output/model-best`` and ``output/model-last``; return model-best.
+
+    The test data scores the chosen model only; model-last gets its dev scores."""
+    task = task_of(config)
+    output = config.data.run_folder()
+    splits = load_splits(task, config)
+    log.info("data: %s", task.describe(splits))
+    fitted = task.fit(config, splits.train, splits.dev, output, resume, on_epoch_end)
+    predictor, result = fitted.predictor, fitted.result
+    seconds = [h["seconds"] for h in result.history]
+    card = replace(
+        fitted.card,
+        best_epoch=result.best_epoch,
+        epochs_run=len(result.history),
+        seconds_per_epoch=statistics.median(seconds) if seconds else 0.0,
+    )
+    for folder, state in (("model-best", result.best_state), ("model-last", result.last_state)):
+        predictor.model.load_state_dict(state)
+        predictor.model.eval()
+        metrics = {"dev": evaluate(predictor, task, splits.dev, "dev")}
+        if splits.test is not None and folder == "model-best":
+            metrics["test"] = evaluate(predictor, task, splits.test, "test")
+        last = None if folder == "model-best" else len(result.history)
+        write_model_dir(output / folder, predictor, replace(card, epoch=last), metrics, task)
+    predictor.model.load_state_dict(result.best_state)
+    remove_checkpoint(output)
+    task.finish(output)
+    return output / "model-best"
+
+
+def write_model_dir(path: Path, predictor, card: Card, metrics: dict, task: Task) -> None:
+    """config.json, model.safetensors, metrics.json, confusion.png and the task's own files,
+    all at once: a temporary folder, then a rename."""
+    with atomic_directory(path) as tmp:
+        save_tensors(predictor.model.state_dict(), tmp / WEIGHTS_FILE)
+        task.write_files(predictor, tmp)
+        write_json(tmp / "metrics.json", metrics)
+        shown = metrics.get("test") or metrics.get("dev")
+        if shown:
+            plot_confusion_matrix(shown, tmp / "confusion.png", f"{path.name} on {shown['data']}")
+        save_card(replace(card, metrics=headline(metrics)), tmp)
+
+
+def headline(metrics: dict) -> dict:
+    """Accuracy, macro-F1 and size of every evaluated split, for the card."""
+    return {
+        split: {"accuracy": r["accuracy"], "macro_f1": r["macro_f1"], "examples": r["examples"]}
+        for split, r in metrics.items()
+        if isinstance(r, dict) and "accuracy" in r
+    }
+
+
+def cross_validate(
+    config: TrainConfig, folds: int = 10, on_fold_end: Callable[[int, dict], None] | None = None
+) -> dict:
+    """k-fold cross-validation: each fold is tested once, the rest trained on with a dev split."""
+    task = task_of(config)
+    data = task.read(config, config.data.data)
+    output = config.data.run_folder()
+    results = []
+    labels = task.class_names(data)
+    for i, test_indices in enumerate(stratified_folds(labels, folds, config.training.seed)):
+        held = set(test_indices)
+        rest = data.subset([j for j in range(len(data)) if j not in held])
+        train, dev = hold_out_dev(task, rest, config)
+        workdir = output / f"fold-{i + 1}"
+        fitted = task.fit(config, train, dev, workdir, False, None)
+        fitted.predictor.model.load_state_dict(fitted.result.best_state)
+        fitted.predictor.model.eval()
+        remove_checkpoint(workdir)
+        task.finish(workdir)
+        report = evaluate(fitted.predictor, task, data.subset(test_indices), f"fold {i + 1}")
+        seconds = [h["seconds"] for h in fitted.result.history]
+        fold = {
+            "fold": i + 1,
+            "accuracy": report["accuracy"],
+            "macro_f1": report["macro_f1"],
+            "best_epoch": fitted.result.best_epoch,
+            "seconds_per_epoch": statistics.median(seconds) if seconds else 0.0,
+        }
+        results.append(fold)
+        if on_fold_end is not None:
+            on_fold_end(i + 1, fold)
+    accuracies = [r["accuracy"] for r in results]
+    summary = {
+        "folds": results,
+        "accuracy_mean": statistics.mean(accuracies),
+        "accuracy_std": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
+        "macro_f1_mean": statistics.mean(r["macro_f1"] for r in results),
+        "seconds_per_epoch": statistics.median(r["seconds_per_epoch"] for r in results),
+    }
+    output.mkdir(parents=True, exist_ok=True)
+    write_json(output / "cv.json", summary)
+    return summary

@@ -1,0 +1,80 @@
+"""What a task (text, image) supplies to the training pipeline
+(:mod:`textcnn.training.pipeline`): its data, its network and batches, its predictor."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, Protocol, TypeVar
+
+import torch
+
+from ..card import Card
+from ..predictor import Predictor
+from .config import TrainConfig
+from .trainer import FitResult
+
+
+class Dataset(Protocol):
+    """Labelled examples of one task (a text corpus, an image set)."""
+
+    source: str
+
+    def __len__(self) -> int: ...
+
+    def subset(self, indices: list[int]) -> Dataset: ...
+
+
+D = TypeVar("D", bound=Dataset)
+
+
+@dataclass
+class Splits(Generic[D]):
+    train: D
+    dev: D
+    test: D | None
+
+
+@dataclass
+class Fitted:
+    """A trained network, wrapped as its predictor, with the card of its run (no scores yet)."""
+
+    predictor: Any  # a Predictor with a ``model`` attribute: the trained nn.Module
+    card: Card
+    result: FitResult
+
+
+class Task(Protocol):
+    """What the pipeline needs from a task."""
+
+    def read(self, config: TrainConfig, spec: str, like: Any = None) -> Dataset:
+        """The labelled data named by ``spec`` (a file, a folder, a built-in name); with
+        ``like`` (the training data, or a trained predictor), read to match it (its labels,
+        for images its channels and size)."""
+
+    def class_names(self, data: Dataset) -> list[str]:
+        """The label of every example, in order (for stratified splits)."""
+
+    def describe(self, splits: Splits) -> str:
+        """One line on the data, for the log."""
+
+    def fit(
+        self,
+        config: TrainConfig,
+        train: Dataset,
+        dev: Dataset,
+        workdir: Path,
+        resume: bool,
+        on_epoch_end: Callable[[dict], None] | None,
+    ) -> Fitted:
+        """Build the network for ``train`` and fit it, the best epoch picked on ``dev``."""
+
+    def examples(self, predictor: Predictor, data: Dataset) -> tuple[Sequence | torch.Tensor, Any]:
+        """(inputs for ``predictor.predict_proba``, class indices) of ``data``."""
+
+    def write_files(self, predictor: Predictor, folder: Path) -> None:
+        """The task's own files of a model directory (e.g. tokenizer.json)."""
+
+    def finish(self, workdir: Path) -> None:
+        """Remove what only an unfinished run needs."""
