@@ -249,21 +249,15 @@ def random_crop_flip(x: torch.Tensor, padding: int, flip: bool) -> torch.Tensor:
     return x
 
 
+@dataclass
 class ImageBatches:
     """Normalised float batches of an :class:`ImageSet`, augmented when ``crop_padding``/``flip``
     are set (training data only)."""
 
-    def __init__(
-        self,
-        data: ImageSet,
-        normalization: Normalization,
-        crop_padding: int = 0,
-        flip: bool = False,
-    ) -> None:
-        self.data = data
-        self.normalization = normalization
-        self.crop_padding = crop_padding
-        self.flip = flip
+    data: ImageSet
+    normalization: Normalization
+    crop_padding: int = 0
+    flip: bool = False
 
     def __len__(self) -> int:
         return len(self.data)

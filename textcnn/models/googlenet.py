@@ -7,7 +7,7 @@ from torch import nn
 
 from ..layers import ConvBlock, GlobalPool, Parallel, pool
 from .base import Classifier
-from .registry import register_model
+from .registry import IMAGENET_CIFAR, register_model
 
 # name: (#1×1, #3×3 reduce, #3×3, #5×5 reduce, #5×5, pool proj), the paper's table 1
 INCEPTION: dict[str, tuple[int, int, int, int, int, int]] = {
@@ -164,9 +164,7 @@ class GoogLeNet(Classifier):
 
 @register_model(
     "googlenet",
-    kind="image",
-    input_shape=(3, 224, 224),
-    small_input_shape=(3, 32, 32),
+    **IMAGENET_CIFAR,
     small_config={"small_input": True, "input_size": 32, "num_classes": 10},
 )
 def googlenet(**config) -> GoogLeNet:

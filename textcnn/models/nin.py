@@ -9,7 +9,7 @@ from torch import nn
 
 from ..layers import ConvBlock, GlobalPool, pool
 from .base import Classifier
-from .registry import register_model
+from .registry import IMAGENET_CIFAR, register_model
 
 # ("mlpconv", widths, kernel, stride, padding): a k×k conv followed by 1×1 convs;
 # "M" 3×3/2 max-pool, "A" 3×3/2 average pool, "D" dropout 0.5. The last mlpconv
@@ -74,9 +74,7 @@ class NiN(Classifier):
 
 @register_model(
     "nin",
-    kind="image",
-    input_shape=(3, 224, 224),
-    small_input_shape=(3, 32, 32),
+    **IMAGENET_CIFAR,
     small_config={"small_input": True, "num_classes": 10},
 )
 def nin(small_input: bool = False, **config) -> NiN:

@@ -27,6 +27,8 @@ class ModelEntry:
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
+#: ImageNet-sized inputs with a CIFAR-sized small form: ``register_model(name, **IMAGENET_CIFAR)``
+IMAGENET_CIFAR = {"kind": "image", "input_shape": (3, 224, 224), "small_input_shape": (3, 32, 32)}
 
 
 def register_model(

@@ -12,7 +12,7 @@ from ..layers import ConvBlock, GlobalPool, layer_for, pool
 from ..layers.conv import Norm
 from ..layers.factories import BATCH_NORM
 from .base import Classifier
-from .registry import register_model
+from .registry import IMAGENET_CIFAR, register_model
 
 
 class Shortcut(nn.Module):
@@ -188,9 +188,7 @@ for _depth, (_block, _layers) in _DEPTHS.items():
     for _prefix, _norm in (("", "post"), ("preact_", "pre")):
         register_model(
             f"{_prefix}resnet{_depth}",
-            kind="image",
-            input_shape=(3, 224, 224),
-            small_input_shape=(3, 32, 32),
+            **IMAGENET_CIFAR,
             small_config=_SMALL,
             description=f"{'Pre-activation ' if _prefix else ''}ResNet-{_depth} ({_block} blocks)",
             block=_block,

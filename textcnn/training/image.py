@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -14,7 +13,7 @@ from ..images.classifier import ImageClassifier
 from ..images.data import FASHION_MNIST, ImageBatches, ImageSet, Normalization, read_images
 from ..images.models import build_image_model, image_model_config
 from .config import TrainConfig
-from .task import Fitted, Splits
+from .task import Fitted, Run, Splits
 from .trainer import Trainer
 
 
@@ -55,15 +54,7 @@ class ImageTask:
     def finish(self, workdir: Path) -> None:
         """Nothing beyond the checkpoint."""
 
-    def fit(
-        self,
-        config: TrainConfig,
-        train: ImageSet,
-        dev: ImageSet,
-        workdir: Path,
-        resume: bool = False,
-        on_epoch_end: Callable[[dict], None] | None = None,
-    ) -> Fitted:
+    def fit(self, config: TrainConfig, train: ImageSet, dev: ImageSet, run: Run) -> Fitted:
         im = config.image
         shape = (train.channels, train.size, train.size)
         model_config = image_model_config(
@@ -73,15 +64,15 @@ class ImageTask:
         model = build_image_model(im.arch, model_config, shape)
         normalization = Normalization.of(train.images)
         crop, flip = (im.crop_padding, im.flip) if im.augment else (0, False)
-        result = Trainer(model, config.training, workdir).fit(
+        result = Trainer(model, config.training, run.workdir).fit(
             ImageBatches(train, normalization, crop, flip),
             ImageBatches(dev, normalization),
-            resume=resume,
-            on_epoch_end=on_epoch_end,
+            resume=run.resume,
+            on_epoch_end=run.on_epoch_end,
         )
         card = ImageCard(
             architecture=im.arch,
-            name=workdir.name,
+            name=run.workdir.name,
             labels=train.labels,
             model=model_config,
             preprocessing=Preprocessing(

@@ -23,7 +23,7 @@ from ..text.splits import stratified_folds, stratified_split
 from .config import TrainConfig
 from .image import ImageTask
 from .metrics import classification_report, plot_confusion_matrix
-from .task import Dataset, Splits, Task
+from .task import Dataset, Run, Splits, Task
 from .text import TextTask
 from .trainer import remove_checkpoint
 
@@ -91,7 +91,7 @@ def fit_and_save(
     output = config.data.run_folder()
     splits = load_splits(task, config)
     log.info("data: %s", task.describe(splits))
-    fitted = task.fit(config, splits.train, splits.dev, output, resume, on_epoch_end)
+    fitted = task.fit(config, splits.train, splits.dev, Run(output, resume, on_epoch_end))
     predictor, result = fitted.predictor, fitted.result
     seconds = [h["seconds"] for h in result.history]
     card = replace(
@@ -150,7 +150,7 @@ def cross_validate(
         rest = data.subset([j for j in range(len(data)) if j not in held])
         train, dev = hold_out_dev(task, rest, config)
         workdir = output / f"fold-{i + 1}"
-        fitted = task.fit(config, train, dev, workdir, False, None)
+        fitted = task.fit(config, train, dev, Run(workdir))
         fitted.predictor.model.load_state_dict(fitted.result.best_state)
         fitted.predictor.model.eval()
         remove_checkpoint(workdir)

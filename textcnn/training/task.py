@@ -37,6 +37,16 @@ class Splits(Generic[D]):
 
 
 @dataclass
+class Run:
+    """Where and how one fit runs: its folder (checkpoints, metrics.jsonl), whether it
+    continues an interrupted fit there, and a callback after every epoch."""
+
+    workdir: Path
+    resume: bool = False
+    on_epoch_end: Callable[[dict], None] | None = None
+
+
+@dataclass
 class Fitted:
     """A trained network, wrapped as its predictor, with the card of its run (no scores yet)."""
 
@@ -59,15 +69,7 @@ class Task(Protocol):
     def describe(self, splits: Splits) -> str:
         """One line on the data, for the log."""
 
-    def fit(
-        self,
-        config: TrainConfig,
-        train: Dataset,
-        dev: Dataset,
-        workdir: Path,
-        resume: bool,
-        on_epoch_end: Callable[[dict], None] | None,
-    ) -> Fitted:
+    def fit(self, config: TrainConfig, train: Dataset, dev: Dataset, run: Run) -> Fitted:
         """Build the network for ``train`` and fit it, the best epoch picked on ``dev``."""
 
     def examples(self, predictor: Predictor, data: Dataset) -> tuple[Sequence | torch.Tensor, Any]:

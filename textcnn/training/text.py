@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from ..text.tokenizer import (
 )
 from ..text.vectors import embedding_matrix, load_vectors, train_vectors
 from .config import TrainConfig
-from .task import Fitted, Splits
+from .task import Fitted, Run, Splits
 from .trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -119,24 +118,16 @@ class TextTask:
     def finish(self, workdir: Path) -> None:
         (workdir / CHECKPOINT_TOKENIZER).unlink(missing_ok=True)
 
-    def fit(
-        self,
-        config: TrainConfig,
-        train: Corpus,
-        dev: Corpus,
-        workdir: Path,
-        resume: bool = False,
-        on_epoch_end: Callable[[dict], None] | None = None,
-    ) -> Fitted:
+    def fit(self, config: TrainConfig, train: Corpus, dev: Corpus, run: Run) -> Fitted:
         """Tokenizer, vectors and network trained on ``train``, the best epoch picked on ``dev``."""
         labels = sorted(set(train.labels))
         if len(labels) < 2:
             raise ValueError(
                 f"{train.source}: the training data has only one label ({labels[0]!r})"
             )
-        workdir.mkdir(parents=True, exist_ok=True)
-        tokenizer_path = workdir / CHECKPOINT_TOKENIZER
-        if resume and tokenizer_path.is_file():
+        run.workdir.mkdir(parents=True, exist_ok=True)
+        tokenizer_path = run.workdir / CHECKPOINT_TOKENIZER
+        if run.resume and tokenizer_path.is_file():
             tokenizer = load_tokenizer(tokenizer_path)
         else:
             tokenizer = train_tokenizer(train.texts, config.tokenizer)
@@ -164,17 +155,17 @@ class TextTask:
             if config.class_weights == "balanced"
             else None
         )
-        trainer = Trainer(model, config.training, workdir, weights)
+        trainer = Trainer(model, config.training, run.workdir, weights)
         result = trainer.fit(
             TextBatches(encode(tokenizer, train.texts), train_targets),
             TextBatches(encode(tokenizer, dev.texts), dev_targets),
-            resume=resume,
-            on_epoch_end=on_epoch_end,
+            resume=run.resume,
+            on_epoch_end=run.on_epoch_end,
         )
         model.to("cpu")
         card = TextCard(
             architecture="textcnn",
-            name=workdir.name,
+            name=run.workdir.name,
             labels=labels,
             model=model_config,
             tokenizer=config.tokenizer.to_dict(),
