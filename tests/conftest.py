@@ -1,10 +1,16 @@
 import csv
+import os
 import random
 from pathlib import Path
 
 import pytest
 
 from textcnn.training.config import TrainConfig
+
+# the benchmark sets (MR, Subj, SST, TREC): never committed, found here or skipped
+DATA_DIR = Path(
+    os.environ.get("TEXTCNN_DATA_DIR", Path(__file__).parents[1] / ".." / "shared" / "datasets")
+)
 
 FILLER = [
     "the",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -239,25 +240,48 @@ def train(
     device: DeviceOpt = None,
     seed: SeedOpt = None,
     resume: Annotated[bool, typer.Option(help="continue the interrupted run in --output")] = False,
+    nproc: Annotated[
+        int, typer.Option(min=1, help="processes on this machine (DDP through torchrun)")
+    ] = 1,
     set_: SetOpt = None,
 ) -> None:
     """Train a text classifier (or, with --arch, an image one); writes OUTPUT/model-best and
     OUTPUT/model-last."""
     from .card import load_card
+    from .training.distributed import launched_by_torchrun
     from .training.pipeline import fit_and_save
 
     setup_logging()
     with user_errors():
         flags = dict(data=data, dev=dev, test=test, output=output, epochs=epochs)
         cfg = train_config(ctx, config, set_, **flags, device=device, seed=seed)
-        try:
-            model_dir = fit_and_save(cfg, resume=resume)
-        except KeyboardInterrupt:
-            Console(stderr=True).print(
-                "interrupted; continue with: "
-                f"textcnn train --output {cfg.data.run_folder()} --resume"
-            )
-            raise typer.Exit(130) from None
+        again = f"textcnn train --output {cfg.data.run_folder()} --resume"
+        if nproc > 1 and not launched_by_torchrun():
+            args = [f"--{k}={v}" for k, v in {**flags, "device": device, "seed": seed}.items()]
+            args += [f"--config={config}"] if config else []
+            args += [f"--set={pair}" for pair in set_ or []] + ["--resume"] * resume
+            code = run_torchrun(nproc, [a for a in args if not a.endswith("=None")] + ctx.args)
+            if code:
+                raise ValueError(
+                    f"a training process failed (see above); the checkpoint keeps every "
+                    f"finished epoch: continue with `{again} --nproc {nproc}` (same settings)"
+                )
+            return  # rank 0 has reported
+        else:
+            try:
+                model_dir = fit_and_save(cfg, resume=resume)
+            except KeyboardInterrupt:
+                Console(stderr=True).print(f"interrupted; continue with: {again}")
+                raise typer.Exit(130) from None
+            except RuntimeError as error:  # a collective failed: a rank died or hangs
+                if not launched_by_torchrun():
+                    raise
+                raise ValueError(
+                    f"lost the other training processes ({str(error).splitlines()[0][:200]}); "
+                    f"continue with `{again}` and the same number of processes"
+                ) from None
+            if os.environ.get("RANK", "0") != "0":
+                return  # rank 0 reports
         metrics = load_card(model_dir).metrics
     for split, scores in metrics.items():
         console.print(
@@ -443,6 +467,12 @@ def score(
 
     err = Console(stderr=True)
     with user_errors():
+        where = parse_shard(shard) if shard else None
+        if where is None and "WORLD_SIZE" in os.environ:  # under torchrun: rank = shard
+            where = (int(os.environ.get("RANK", "0")), int(os.environ["WORLD_SIZE"]))
+            if output is None:
+                raise ValueError("under torchrun every rank writes its own part: pass --output")
+            output = str(rank_output(output, *where))
         classifier = load(model_dir)
         if classifier.task != "text":
             raise ValueError(f"{model_dir}: an image model; `textcnn score` scores text files")
@@ -457,7 +487,7 @@ def score(
             chunk_size=chunk_size,
             resume=resume,
             skip_bad_rows=skip_bad_rows,
-            shard=parse_shard(shard) if shard else None,
+            shard=where,
         )
     counts = ", ".join(f"{label} {n}" for label, n in summary.labels.most_common())
     resumed = f" (after {summary.resumed_after} already written)" if summary.resumed_after else ""
@@ -467,6 +497,22 @@ def score(
     )
     if summary.read.skipped:
         err.print(f"skipped bad rows: {dict(summary.read.skipped)}")
+
+
+def run_torchrun(nproc: int, train_args: list[str]) -> int:
+    """``textcnn train`` in ``nproc`` processes on this machine, started by torchrun's elastic
+    agent (the rendezvous on a free local port); its exit status."""
+    import subprocess
+
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += [f"--nproc-per-node={nproc}", "-m", "textcnn", "train", *train_args]
+    return subprocess.call(command)
+
+
+def rank_output(output: str, rank: int, size: int) -> Path:
+    """The part a torchrun rank writes: ``scores.jsonl`` → ``scores.part-0-of-4.jsonl``."""
+    path = Path(output)
+    return path.with_name(f"{path.stem}.part-{rank}-of-{size}{path.suffix}")
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -499,8 +545,6 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 1,
 ) -> None:
     """Serve POST /classify (and /health, /ready, /info, /metrics, /docs) with uvicorn."""
-    import os
-
     import uvicorn
 
     from .card import load_card

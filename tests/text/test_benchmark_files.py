@@ -1,15 +1,11 @@
 """The benchmark corpora (not in the repository) parse completely with the TSV reader."""
 
-import os
-from pathlib import Path
-
 import pytest
 
+from tests.conftest import DATA_DIR
 from textcnn.text.corpora import read_corpus
 
-DATA = Path(
-    os.environ.get("TEXTCNN_DATA_DIR", Path(__file__).parents[2] / ".." / "shared" / "datasets")
-)
+DATA = DATA_DIR
 ROWS = {
     "mr/all.tsv": 10_662,
     "subj/all.tsv": 10_000,

@@ -1,9 +1,8 @@
-import os
 import random
-from pathlib import Path
 
 import pytest
 
+from tests.conftest import DATA_DIR
 from textcnn.text.builtin import load_builtin
 from textcnn.text.corpora import read_corpus
 from textcnn.text.tokenizer import (
@@ -19,9 +18,7 @@ from textcnn.text.tokenizer import (
     train_tokenizer,
 )
 
-DATA = Path(
-    os.environ.get("TEXTCNN_DATA_DIR", Path(__file__).parents[2] / ".." / "shared" / "datasets")
-)
+DATA = DATA_DIR
 TEXTS = ["The movie was GREAT, really great!", "A dull, boring film.", "great fun"]
 
 

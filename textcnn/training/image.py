@@ -64,7 +64,7 @@ class ImageTask:
         model = build_image_model(im.arch, model_config, shape)
         normalization = Normalization.of(train.images)
         crop, flip = (im.crop_padding, im.flip) if im.augment else (0, False)
-        result = Trainer(model, config.training, run.workdir).fit(
+        result = Trainer(model, config.training, run.workdir, world=run.world).fit(
             ImageBatches(train, normalization, crop, flip),
             ImageBatches(dev, normalization),
             resume=run.resume,

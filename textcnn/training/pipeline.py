@@ -21,11 +21,12 @@ from ..card import Card, save_card
 from ..predictor import Predictor
 from ..text.splits import stratified_folds, stratified_split
 from .config import TrainConfig
+from .distributed import World, join, leave
 from .image import ImageTask
 from .metrics import classification_report, plot_confusion_matrix
 from .task import Dataset, Run, Splits, Task
 from .text import TextTask
-from .trainer import remove_checkpoint
+from .trainer import pick_device, remove_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +89,15 @@ def fit_and_save(
 
     The test data scores the chosen model only; model-last gets its dev scores."""
     task = task_of(config)
+    world = join_world(config)
     output = config.data.run_folder()
     splits = load_splits(task, config)
     log.info("data: %s", task.describe(splits))
-    fitted = task.fit(config, splits.train, splits.dev, Run(output, resume, on_epoch_end))
+    run = Run(output, resume, on_epoch_end, world)
+    fitted = task.fit(config, splits.train, splits.dev, run)
+    if not world.is_main:  # rank 0 evaluates and writes; the others are done
+        leave()
+        return output / "model-best"
     predictor, result = fitted.predictor, fitted.result
     seconds = [h["seconds"] for h in result.history]
     card = replace(
@@ -99,6 +105,7 @@ def fit_and_save(
         best_epoch=result.best_epoch,
         epochs_run=len(result.history),
         seconds_per_epoch=statistics.median(seconds) if seconds else 0.0,
+        world_size=world.size,
     )
     for folder, state in (("model-best", result.best_state), ("model-last", result.last_state)):
         predictor.model.load_state_dict(state)
@@ -111,7 +118,17 @@ def fit_and_save(
     predictor.model.load_state_dict(result.best_state)
     remove_checkpoint(output)
     task.finish(output)
+    leave()
     return output / "model-best"
+
+
+def join_world(config: TrainConfig) -> World:
+    """The torchrun group this process is a rank of (see :mod:`.distributed`), or one
+    process; only rank 0 logs progress."""
+    world = join(pick_device(config.training.device), config.training.timeout)
+    if not world.is_main:
+        logging.getLogger("textcnn").setLevel(logging.WARNING)
+    return world
 
 
 def write_model_dir(path: Path, predictor, card: Card, metrics: dict, task: Task) -> None:
@@ -141,6 +158,7 @@ def cross_validate(
 ) -> dict:
     """k-fold cross-validation: each fold is tested once, the rest trained on with a dev split."""
     task = task_of(config)
+    world = join_world(config)
     data = task.read(config, config.data.data)
     output = config.data.run_folder()
     results = []
@@ -150,11 +168,12 @@ def cross_validate(
         rest = data.subset([j for j in range(len(data)) if j not in held])
         train, dev = hold_out_dev(task, rest, config)
         workdir = output / f"fold-{i + 1}"
-        fitted = task.fit(config, train, dev, Run(workdir))
+        fitted = task.fit(config, train, dev, Run(workdir, world=world))
         fitted.predictor.model.load_state_dict(fitted.result.best_state)
         fitted.predictor.model.eval()
-        remove_checkpoint(workdir)
-        task.finish(workdir)
+        if world.is_main:
+            remove_checkpoint(workdir)
+            task.finish(workdir)
         report = evaluate(fitted.predictor, task, data.subset(test_indices), f"fold {i + 1}")
         seconds = [h["seconds"] for h in fitted.result.history]
         fold = {
@@ -175,6 +194,8 @@ def cross_validate(
         "macro_f1_mean": statistics.mean(r["macro_f1"] for r in results),
         "seconds_per_epoch": statistics.median(r["seconds_per_epoch"] for r in results),
     }
-    output.mkdir(parents=True, exist_ok=True)
-    write_json(output / "cv.json", summary)
+    if world.is_main:
+        output.mkdir(parents=True, exist_ok=True)
+        write_json(output / "cv.json", summary)
+    leave()
     return summary

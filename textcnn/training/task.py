@@ -13,6 +13,7 @@ import torch
 from ..card import Card
 from ..predictor import Predictor
 from .config import TrainConfig
+from .distributed import ONE_PROCESS, World
 from .trainer import FitResult
 
 
@@ -39,11 +40,12 @@ class Splits(Generic[D]):
 @dataclass
 class Run:
     """Where and how one fit runs: its folder (checkpoints, metrics.jsonl), whether it
-    continues an interrupted fit there, and a callback after every epoch."""
+    continues an interrupted fit there, a callback after every epoch, and its ranks."""
 
     workdir: Path
     resume: bool = False
     on_epoch_end: Callable[[dict], None] | None = None
+    world: World = ONE_PROCESS  # the ranks of a torchrun job; one process without it
 
 
 @dataclass

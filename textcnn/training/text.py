@@ -127,11 +127,10 @@ class TextTask:
             )
         run.workdir.mkdir(parents=True, exist_ok=True)
         tokenizer_path = run.workdir / CHECKPOINT_TOKENIZER
-        if run.resume and tokenizer_path.is_file():
-            tokenizer = load_tokenizer(tokenizer_path)
-        else:
-            tokenizer = train_tokenizer(train.texts, config.tokenizer)
-            save_tokenizer(tokenizer, tokenizer_path)
+        if not (run.resume and tokenizer_path.is_file()) and run.world.is_main:
+            save_tokenizer(train_tokenizer(train.texts, config.tokenizer), tokenizer_path)
+        run.world.barrier()  # every rank uses rank 0's tokenizer: the same token ids
+        tokenizer = load_tokenizer(tokenizer_path)
         init = _embeddings(config, tokenizer, train.texts)
         mode = config.model.embedding_mode
         if init is not None and mode == "rand":
@@ -155,7 +154,7 @@ class TextTask:
             if config.class_weights == "balanced"
             else None
         )
-        trainer = Trainer(model, config.training, run.workdir, weights)
+        trainer = Trainer(model, config.training, run.workdir, weights, run.world)
         result = trainer.fit(
             TextBatches(encode(tokenizer, train.texts), train_targets),
             TextBatches(encode(tokenizer, dev.texts), dev_targets),

@@ -34,6 +34,7 @@ from ..artifacts import (
     write_json,
 )
 from .averaging import WeightAverage
+from .distributed import ONE_PROCESS, World, local_device
 from .optim import LazyAdadelta
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,8 @@ class FitSettings:
     device: str = "auto"  # auto (cuda, then mps, then cpu) | cpu | cuda | cuda:1 | mps
     seed: int = 0
     progress: bool = True  # progress bars (on a terminal)
+    # under torchrun: seconds a collective waits for the other ranks before the run stops
+    timeout: float = 300.0
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("adadelta", "adamw", "sgd"):
@@ -196,15 +199,19 @@ class Trainer:
         settings: FitSettings,
         workdir: Path,
         class_weights: torch.Tensor | None = None,
+        world: World = ONE_PROCESS,
     ) -> None:
         self.settings = settings
-        self.device = pick_device(settings.device)
+        self.world = world
+        self.device = local_device(pick_device(settings.device))
         self.model = model.to(self.device)
         self.workdir = Path(workdir)
         self.class_weights = None if class_weights is None else class_weights.to(self.device)
         self.optimizer = make_optimizer(self.model.parameters(), settings)
-        if isinstance(self.optimizer, LazyAdadelta):
-            for module in self.model.modules():  # row-sparse gradients for trained embeddings
+        # Row-sparse gradients for trained embeddings, on one process; DDP all-reduces dense
+        # gradients (LazyAdadelta's dense path is the same update, see optim.py).
+        if isinstance(self.optimizer, LazyAdadelta) and world.size == 1:
+            for module in self.model.modules():
                 if isinstance(module, nn.Embedding) and module.weight.requires_grad:
                     module.sparse = True
         # Image batches in NHWC: oneDNN's convolutions run faster on them (1.4x for WRN-16-1).
@@ -212,6 +219,12 @@ class Trainer:
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.classifier = model.get_classifier()  # max-norm bounds its weight vectors
+        # What the training steps run: the model itself, or DDP around it, which averages
+        # the gradients of all ranks in backward (and gave every rank rank 0's weights).
+        self.network = self.model
+        if world.size > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.network = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self.average = WeightAverage(self.model, settings.average) if settings.average else None
         self.amp_dtype = None
         self.scaler = None
@@ -233,26 +246,53 @@ class Trainer:
             return inputs.contiguous(memory_format=torch.channels_last)
         return inputs
 
-    def _loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits.float(), targets, weight=self.class_weights)
+    def _loss(
+        self, logits: torch.Tensor, targets: torch.Tensor, denominator: float | None = None
+    ) -> torch.Tensor:
+        """Mean cross-entropy (class-weighted when weights are set); with ``denominator``,
+        the sum divided by it instead (a rank's share of a global batch's mean)."""
+        if denominator is None:
+            return F.cross_entropy(logits.float(), targets, weight=self.class_weights)
+        summed = F.cross_entropy(
+            logits.float(), targets, weight=self.class_weights, reduction="sum"
+        )
+        return summed / denominator
 
     def batch_loss(
-        self, inputs: torch.Tensor, targets: torch.Tensor
+        self, inputs: torch.Tensor, targets: torch.Tensor, denominator: float | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(loss, logits) of one batch; in training mode auxiliary classifiers (GoogLeNet) add
         their losses times the model's ``aux_loss_weight``."""
         with self._autocast():
-            logits, aux = self.model(self._layout(inputs), return_aux=True)
-            loss = self._loss(logits, targets)
+            logits, aux = self.network(self._layout(inputs), return_aux=True)
+            loss = self._loss(logits, targets, denominator)
             weight = getattr(self.model, "aux_loss_weight", 0.0)
             for aux_logits in aux:
-                loss = loss + weight * self._loss(aux_logits, targets)
+                loss = loss + weight * self._loss(aux_logits, targets, denominator)
         return loss, logits
 
+    def _denominator(self, indices: list[int], targets: torch.Tensor) -> float | None:
+        """Under DDP, what makes the ranks' averaged gradients those of the global batch's
+        mean loss: (global batch weight) / (ranks), since DDP divides the sum by the ranks."""
+        if self.world.size == 1:
+            return None
+        if self.class_weights is None:
+            total = float(len(indices))
+        else:
+            (total,) = self.world.sum(float(self.class_weights[targets].sum()))
+        return total / self.world.size
+
     def train_epoch(self, data: Batches, epoch: int) -> dict:
+        """One pass over ``data``. Under DDP every rank draws the same batches and takes its
+        share of each (a batch with fewer examples than ranks is skipped), and dropout is
+        seeded by (seed, epoch, rank), so a resumed run repeats an uninterrupted one."""
         self.model.train()
+        world = self.world
         generator = torch.Generator().manual_seed(self.settings.seed * 100_003 + epoch)
         batches = epoch_batches(data, self.settings.batch_size, generator)
+        if world.size > 1:
+            batches = [b for b in batches if len(b) >= world.size]
+            torch.manual_seed((self.settings.seed * 100_003 + epoch) * 1_009 + world.rank)
         total_loss, correct, seen = 0.0, 0, 0
         base_lrs = [
             group.setdefault("initial_lr", group["lr"]) for group in self.optimizer.param_groups
@@ -261,7 +301,7 @@ class Trainer:
             batches,
             desc=f"epoch {epoch}",
             unit="batch",
-            disable=None if self.settings.progress else True,
+            disable=None if self.settings.progress and world.is_main else True,
             leave=False,
         )
         for step, indices in enumerate(bar):
@@ -269,9 +309,10 @@ class Trainer:
                 done = ((epoch - 1) * len(batches) + step) / (self.settings.epochs * len(batches))
                 for group, base in zip(self.optimizer.param_groups, base_lrs, strict=True):
                     group["lr"] = base * 0.5 * (1 + math.cos(math.pi * done))
-            inputs, targets = data.batch(indices)
+            inputs, targets = data.batch(world.share(indices))
             inputs, targets = inputs.to(self.device), targets.to(self.device)
-            loss, logits = self.batch_loss(inputs, targets)
+            denominator = self._denominator(indices, targets)
+            loss, logits = self.batch_loss(inputs, targets, denominator)
             self.optimizer.zero_grad(set_to_none=True)
             if self.scaler is not None:
                 self.scaler.scale(loss).backward()
@@ -283,27 +324,29 @@ class Trainer:
             apply_max_norm(self.classifier, self.settings.max_norm)
             if self.average is not None:
                 self.average.update(self.model)
-            total_loss += loss.item() * len(targets)
+            total_loss += loss.item() * (len(targets) if denominator is None else denominator)
             correct += (logits.argmax(1) == targets).sum().item()
             seen += len(targets)
             bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}")
+        total_loss, correct, seen = world.sum(total_loss, correct, seen)
         return {"train_loss": total_loss / seen, "train_accuracy": correct / seen}
 
     @torch.inference_mode()
-    def predict(
-        self, data: Batches, batch_size: int = 256
-    ) -> tuple[torch.Tensor, torch.Tensor, float]:
-        """(predicted classes, targets, mean loss) over ``data`` in eval mode."""
+    def evaluate(self, data: Batches, batch_size: int = 256) -> tuple[float, float]:
+        """(accuracy, mean loss) over ``data`` in eval mode; under DDP each rank scores its
+        share and the counts are summed, so every rank gets the same numbers."""
         self.model.eval()
-        predictions, targets_all, total_loss = [], [], 0.0
-        for start in range(0, len(data), batch_size):
-            inputs, targets = data.batch(list(range(start, min(start + batch_size, len(data)))))
+        total_loss, correct = 0.0, 0
+        mine = self.world.share(list(range(len(data))))
+        for start in range(0, len(mine), batch_size):
+            inputs, targets = data.batch(mine[start : start + batch_size])
+            targets = targets.to(self.device)
             with self._autocast():
                 logits = self.model(self._layout(inputs.to(self.device)))
-            total_loss += self._loss(logits, targets.to(self.device)).item() * len(targets)
-            predictions.append(logits.argmax(1).cpu())
-            targets_all.append(targets)
-        return torch.cat(predictions), torch.cat(targets_all), total_loss / max(len(data), 1)
+            total_loss += self._loss(logits, targets).item() * len(targets)
+            correct += (logits.argmax(1) == targets).sum().item()
+        total_loss, correct, seen = self.world.sum(total_loss, correct, len(mine))
+        return correct / max(seen, 1), total_loss / max(seen, 1)
 
     def evaluated_weights(self) -> contextlib.AbstractContextManager:
         """The weights that are evaluated and kept: the moving average when there is one."""
@@ -388,8 +431,7 @@ class Trainer:
             started = time.perf_counter()
             record = {"epoch": epoch, **self.train_epoch(train, epoch)}
             with self.evaluated_weights():
-                predicted, targets, dev_loss = self.predict(dev)
-                dev_accuracy = (predicted == targets).float().mean().item()
+                dev_accuracy, dev_loss = self.evaluate(dev)
                 improved = dev_accuracy > state["best_dev_accuracy"]
                 if improved:  # copied only when kept
                     best = _cpu_state(self.model)
@@ -404,8 +446,9 @@ class Trainer:
                 state["stale"] += 1
             state["epoch"] = epoch
             state["history"].append(record)
-            self._save_checkpoint(state, best)
-            self._write_metrics(state["history"])
+            if self.world.is_main:
+                self._save_checkpoint(state, best)
+                self._write_metrics(state["history"])
             log.info(
                 "epoch %d: loss %.4f, train acc %.4f, dev acc %.4f (%.1fs)",
                 epoch,

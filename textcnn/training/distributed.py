@@ -1,0 +1,78 @@
+"""Data-parallel training across processes: PyTorch's own engine (``torchrun`` and
+``DistributedDataParallel``), Gloo on the CPU and NCCL on CUDA.
+
+``torchrun`` starts one process per rank and describes the group in the environment
+(``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``/``MASTER_PORT``); :func:`join`
+reads it. Without it, :class:`World` is the single process it always was, and nothing
+here does anything.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place in the group: ``rank`` of ``size``."""
+
+    rank: int = 0
+    size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the one that logs and writes checkpoints and model directories."""
+        return self.rank == 0
+
+    def share(self, indices: list[int]) -> list[int]:
+        """This rank's part of a global batch (every size-th example, from its rank)."""
+        return indices[self.rank :: self.size]
+
+    def sum(self, *values: float) -> list[float]:
+        """Each value summed over the ranks (the same result on every rank)."""
+        if self.size == 1:
+            return list(values)
+        total = torch.tensor(values, dtype=torch.float64)
+        dist.all_reduce(total)
+        return total.tolist()
+
+    def barrier(self) -> None:
+        if self.size > 1:
+            dist.barrier()
+
+
+ONE_PROCESS = World()
+
+
+def launched_by_torchrun() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def join(device: torch.device, timeout_s: float) -> World:
+    """The group torchrun started this process in (joined once), or the single process.
+
+    A collective that waits longer than ``timeout_s`` (a rank died or hangs) raises
+    instead of hanging."""
+    if not launched_by_torchrun():
+        return ONE_PROCESS
+    if not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
+    return World(dist.get_rank(), dist.get_world_size())
+
+
+def local_device(device: torch.device) -> torch.device:
+    """Under torchrun, each process of a machine takes its own GPU (``LOCAL_RANK``)."""
+    if device.type == "cuda" and device.index is None and launched_by_torchrun():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return device
+
+
+def leave() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
