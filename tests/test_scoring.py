@@ -156,6 +156,23 @@ def test_shards_merged_equal_the_single_process_output(model_dir, big_file, tmp_
     assert not (tmp_path / "bad.jsonl").exists()
 
 
+def test_under_torchrun_each_rank_scores_its_shard(model_dir, big_file, tmp_path):
+    """``torchrun -m textcnn score``: the rank is the shard, each writes OUTPUT.part-K-of-N."""
+    out = tmp_path / "scores.jsonl"
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
+    args = ["-m", "textcnn", "score", str(model_dir), str(big_file), "-o", str(out)]
+    done = subprocess.run([*launch, *args], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    parts = [tmp_path / f"scores.part-{k}-of-2.jsonl" for k in range(2)]
+    assert all(0 < len(ids_of(part)) < 50_000 for part in parts)
+    result = runner.invoke(app, ["merge", str(out), *map(str, parts)])
+    assert result.exit_code == 0, result.output
+    assert ids_of(out) == [str(i) for i in range(1, 50_001)]
+    # without --output the ranks would write into each other: refused
+    alone = subprocess.run([*launch, *args[:-2]], capture_output=True, text=True)
+    assert alone.returncode != 0 and "every rank writes its own part" in alone.stderr
+
+
 def test_csv_shards_and_a_killed_shard(model_dir, tmp_path):
     source = tmp_path / "in.txt"
     source.write_text("".join(f"a good film {i}\n" for i in range(3000)))
