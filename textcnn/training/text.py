@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -18,6 +19,7 @@ from ..text.corpora import Corpus, ReaderOptions, read_corpus
 from ..text.tokenizer import (
     PAD_ID,
     UNK_ID,
+    clean_text,
     encode,
     encode_batch,
     load_tokenizer,
@@ -26,6 +28,13 @@ from ..text.tokenizer import (
 )
 from ..text.vectors import embedding_matrix, load_vectors, train_vectors
 from .config import TrainConfig
+from .distill import (
+    DISTILLED_FILE,
+    distillation_loss,
+    distilled_set,
+    load_distilled,
+    save_distilled,
+)
 from .task import Fitted, Run, Splits
 from .trainer import Trainer
 
@@ -63,6 +72,44 @@ def class_weights(targets: torch.Tensor, num_classes: int) -> torch.Tensor:
     return len(targets) / (num_classes * counts)
 
 
+def unlabeled_texts(config: TrainConfig) -> list[str]:
+    """The non-blank lines of ``data.unlabeled`` (none without one)."""
+    if not config.data.unlabeled:
+        return []
+    path = Path(config.data.unlabeled)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file (--unlabeled)")
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        return [clean_text(line.strip()) for line in handle if line.strip()]
+
+
+def _distilled(config: TrainConfig, labels: list[str], train: Corpus, dev: Corpus, run: Run):
+    """The teacher's soft-labelled training set (see :mod:`.distill`): made by rank 0 and kept
+    beside the checkpoint, so that the other ranks and a resumed run use the same one."""
+    path = run.workdir / DISTILLED_FILE
+    if run.world.is_main and not (run.resume and path.is_file()):
+        index = {label: i for i, label in enumerate(labels)}
+
+        def pairs(corpus: Corpus) -> tuple[list[str], torch.Tensor]:
+            known = [i for i, label in enumerate(corpus.labels) if label in index]
+            texts = [corpus.texts[i] for i in known]
+            return texts, torch.tensor([index[corpus.labels[i]] for i in known])
+
+        test = read_data(config, config.data.test) if config.data.test else None
+        distilled = distilled_set(
+            config.distill,
+            labels,
+            pairs(train),
+            pairs(dev),
+            pairs(test) if test is not None else None,
+            unlabeled_texts(config),
+            config.training.seed,
+        )
+        save_distilled(distilled, path)
+        return distilled
+    return load_distilled(path, wait=not run.world.is_main)
+
+
 def _embeddings(config: TrainConfig, tokenizer: Tokenizer, texts: list[str]):
     v = config.vectors
     if v.vectors and v.train_vectors:
@@ -77,13 +124,7 @@ def _embeddings(config: TrainConfig, tokenizer: Tokenizer, texts: list[str]):
     if v.vectors:
         vectors = load_vectors(v.vectors, v.vectors_format)
     else:
-        corpus = list(texts)
-        if v.unlabeled:
-            path = Path(v.unlabeled)
-            if not path.is_file():
-                raise ValueError(f"{path}: no such file (--unlabeled)")
-            with path.open(encoding="utf-8", errors="replace") as handle:
-                corpus += [line for line in handle if line.strip()]
+        corpus = list(texts) + unlabeled_texts(config)
         sentences = [e.tokens for e in encode_batch(tokenizer, corpus)]
         vectors = train_vectors(
             sentences,
@@ -117,6 +158,7 @@ class TextTask:
 
     def finish(self, workdir: Path) -> None:
         (workdir / CHECKPOINT_TOKENIZER).unlink(missing_ok=True)
+        (workdir / DISTILLED_FILE).unlink(missing_ok=True)
 
     def fit(self, config: TrainConfig, train: Corpus, dev: Corpus, run: Run) -> Fitted:
         """Tokenizer, vectors and network trained on ``train``, the best epoch picked on ``dev``."""
@@ -126,9 +168,11 @@ class TextTask:
                 f"{train.source}: the training data has only one label ({labels[0]!r})"
             )
         run.workdir.mkdir(parents=True, exist_ok=True)
+        distilled = _distilled(config, labels, train, dev, run) if config.distill.teacher else None
         tokenizer_path = run.workdir / CHECKPOINT_TOKENIZER
         if not (run.resume and tokenizer_path.is_file()) and run.world.is_main:
-            save_tokenizer(train_tokenizer(train.texts, config.tokenizer), tokenizer_path)
+            vocabulary = train.texts + (unlabeled_texts(config) if distilled else [])
+            save_tokenizer(train_tokenizer(vocabulary, config.tokenizer), tokenizer_path)
         run.world.barrier()  # every rank uses rank 0's tokenizer: the same token ids
         tokenizer = load_tokenizer(tokenizer_path)
         init = _embeddings(config, tokenizer, train.texts)
@@ -154,9 +198,14 @@ class TextTask:
             if config.class_weights == "balanced"
             else None
         )
-        trainer = Trainer(model, config.training, run.workdir, weights, run.world)
+        soft_loss = partial(distillation_loss, hard_weight=config.distill.hard_weight)
+        trainer = Trainer(model, config.training, run.workdir, weights, run.world, soft_loss)
+        if distilled is None:
+            training = TextBatches(encode(tokenizer, train.texts), train_targets)
+        else:  # the teacher's logits and the gold labels, on the training and extra texts
+            training = TextBatches(encode(tokenizer, distilled.texts), distilled.targets)
         result = trainer.fit(
-            TextBatches(encode(tokenizer, train.texts), train_targets),
+            training,
             TextBatches(encode(tokenizer, dev.texts), dev_targets),
             resume=run.resume,
             on_epoch_end=run.on_epoch_end,
@@ -178,5 +227,6 @@ class TextTask:
                 "dev": {"source": dev.source, "examples": len(dev)},
             },
             vector_coverage=None if init is None else init.coverage,
+            teacher=None if distilled is None else distilled.teacher,
         )
         return Fitted(classifier, card, result)

@@ -54,6 +54,9 @@ class Batches(Protocol):
         ...
 
 
+# (logits, float targets, class weights) -> the loss of each example
+SoftLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
+
 BUCKET_BATCHES = 50  # length bucketing sorts pools of this many batches
 
 
@@ -118,6 +121,11 @@ class FitResult:
     best_epoch: int
     best_dev_accuracy: float
     history: list[dict] = field(default_factory=list)
+
+
+def classes_of(targets: torch.Tensor) -> torch.Tensor:
+    """The class of each target: the index itself, or the teacher's top class (soft targets)."""
+    return targets[:, :-1].argmax(1) if targets.is_floating_point() else targets
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -200,9 +208,11 @@ class Trainer:
         workdir: Path,
         class_weights: torch.Tensor | None = None,
         world: World = ONE_PROCESS,
+        soft_loss: SoftLoss | None = None,
     ) -> None:
         self.settings = settings
         self.world = world
+        self.soft_loss = soft_loss  # per-example loss of float (soft) targets
         self.device = local_device(pick_device(settings.device))
         self.model = model.to(self.device)
         self.workdir = Path(workdir)
@@ -250,7 +260,11 @@ class Trainer:
         self, logits: torch.Tensor, targets: torch.Tensor, denominator: float | None = None
     ) -> torch.Tensor:
         """Mean cross-entropy (class-weighted when weights are set); with ``denominator``,
-        the sum divided by it instead (a rank's share of a global batch's mean)."""
+        the sum divided by it instead (a rank's share of a global batch's mean). Float
+        targets go to ``soft_loss`` (e.g. :func:`.distill.distillation_loss`)."""
+        if targets.is_floating_point():
+            per_example = self.soft_loss(logits, targets, self.class_weights)
+            return per_example.mean() if denominator is None else per_example.sum() / denominator
         if denominator is None:
             return F.cross_entropy(logits.float(), targets, weight=self.class_weights)
         summed = F.cross_entropy(
@@ -276,7 +290,7 @@ class Trainer:
         mean loss: (global batch weight) / (ranks), since DDP divides the sum by the ranks."""
         if self.world.size == 1:
             return None
-        if self.class_weights is None:
+        if self.class_weights is None or targets.is_floating_point():
             total = float(len(indices))
         else:
             (total,) = self.world.sum(float(self.class_weights[targets].sum()))
@@ -325,7 +339,7 @@ class Trainer:
             if self.average is not None:
                 self.average.update(self.model)
             total_loss += loss.item() * (len(targets) if denominator is None else denominator)
-            correct += (logits.argmax(1) == targets).sum().item()
+            correct += (logits.argmax(1) == classes_of(targets)).sum().item()
             seen += len(targets)
             bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}")
         total_loss, correct, seen = world.sum(total_loss, correct, seen)

@@ -1,0 +1,210 @@
+"""Teacher distillation (Tang et al. 2019, "Distilling task-specific knowledge from BERT into
+simple neural networks"): fine-tune a pretrained encoder on the training split, label the
+training texts, augmented copies of them and any unlabeled texts with its logits, and train
+the CNN on those soft targets together with the gold labels.
+
+The served model stays the CNN at its own speed; the teacher is needed only to train.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..artifacts import read_json, write_json
+from ..text.minilm import LICENCE, MASK, MiniLM, warmup_linear
+from .trainer import epoch_batches
+
+log = logging.getLogger(__name__)
+TEACHERS = ("minilm",)
+DISTILLED_FILE = "checkpoint-distilled.json"  # the soft-labelled set of an unfinished run
+
+
+@dataclass
+class DistillConfig:
+    teacher: str | None = None  # minilm: distil a fine-tuned MiniLM into the CNN; None: gold only
+    teacher_epochs: int = 2  # fine-tuning epochs (the best on dev is kept)
+    teacher_lr: float = 5e-5  # AdamW, linear warm-up and decay
+    teacher_batch_size: int = 32
+    teacher_max_length: int = 64  # tokens (WordPiece) per text for the teacher
+    copies: int = 8  # augmented copies per training text
+    mask_prob: float = 0.1  # each word of a copy becomes [MASK] with this probability
+    ngram_prob: float = 0.25  # with this probability a copy keeps one random n-gram only
+    max_ngram: int = 5
+    hard_weight: float = 0.5  # the gold labels' share of the loss; the rest is the teacher's
+
+    def __post_init__(self) -> None:
+        if self.teacher not in (None, *TEACHERS):
+            raise ValueError(f"teacher must be one of {TEACHERS} or none, got {self.teacher!r}")
+        if self.copies < 0 or self.max_ngram < 1 or self.teacher_epochs < 1:
+            raise ValueError("copies must be >= 0, max_ngram and teacher_epochs >= 1")
+        for name in ("mask_prob", "ngram_prob", "hard_weight"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def augment(texts: list[str], config: DistillConfig, seed: int) -> list[str]:
+    """``copies`` variants of every text (words masked, or one n-gram kept), new ones only."""
+    rng = random.Random(seed)
+    seen = set(texts)
+    out = []
+    for text in texts:
+        words = text.split()
+        if not words:
+            continue
+        for _ in range(config.copies):
+            variant = [MASK if rng.random() < config.mask_prob else w for w in words]
+            if rng.random() < config.ngram_prob:
+                n = rng.randint(1, min(config.max_ngram, len(variant)))
+                start = rng.randint(0, len(variant) - n)
+                variant = variant[start : start + n]
+            joined = " ".join(variant)
+            if joined not in seen:
+                seen.add(joined)
+                out.append(joined)
+    return out
+
+
+def distillation_loss(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    class_weights: torch.Tensor | None = None,
+    hard_weight: float = 0.5,
+) -> torch.Tensor:
+    """Per example: ``hard_weight`` x cross-entropy with the gold label (where there is one)
+    plus the rest x the mean squared error to the teacher's logits (Tang et al.).
+
+    ``targets`` is N x (classes + 1): the teacher's logits, then the gold class index, or -1
+    for a text without one (an augmented or unlabeled text), which takes the soft part only.
+    """
+    teacher, gold = targets[:, :-1], targets[:, -1].long()
+    soft = (logits.float() - teacher).pow(2).mean(-1)
+    labelled = gold >= 0
+    hard = F.cross_entropy(
+        logits.float(), gold.clamp(min=0), weight=class_weights, reduction="none"
+    )
+    mixed = hard_weight * hard + (1 - hard_weight) * soft
+    return torch.where(labelled, mixed, soft)
+
+
+class TextsAndTargets:
+    """Texts with class targets, batched by :func:`epoch_batches` (similar lengths together)."""
+
+    def __init__(self, texts: list[str], targets: torch.Tensor) -> None:
+        self.texts, self.targets = texts, targets
+        self.lengths = [len(t) for t in texts]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def fine_tune(
+    teacher: MiniLM,
+    train: tuple[list[str], torch.Tensor],
+    dev: tuple[list[str], torch.Tensor],
+    config: DistillConfig,
+    seed: int,
+) -> float:
+    """Fine-tune ``teacher`` on ``train`` (texts, class indices); keep the epoch with the best
+    dev accuracy; return it."""
+    torch.manual_seed(seed)
+    model = teacher.model
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.teacher_lr, weight_decay=0.01)
+    data = TextsAndTargets(*train)
+    steps_per_epoch = -(-len(data) // config.teacher_batch_size)
+    total = steps_per_epoch * config.teacher_epochs
+    best, best_state, step = -1.0, None, 0
+    for epoch in range(1, config.teacher_epochs + 1):
+        model.train()
+        generator = torch.Generator().manual_seed(seed * 7919 + epoch)
+        started = time.perf_counter()
+        for indices in epoch_batches(data, config.teacher_batch_size, generator):
+            for group in optimizer.param_groups:
+                group["lr"] = config.teacher_lr * warmup_linear(step, total)
+            ids = teacher.encode([data.texts[i] for i in indices])
+            loss = F.cross_entropy(model(ids), data.targets[indices])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            step += 1
+        accuracy = (teacher.logits(dev[0]).argmax(1) == dev[1]).float().mean().item()
+        log.info(
+            "teacher epoch %d: dev acc %.4f (%.0fs)", epoch, accuracy, time.perf_counter() - started
+        )
+        if accuracy > best:
+            best, best_state = accuracy, copy.deepcopy(model.state_dict())
+    model.load_state_dict(best_state)
+    return best
+
+
+@dataclass
+class Distilled:
+    """The student's training set: texts, N x (classes + 1) targets (see
+    :func:`distillation_loss`), and what the teacher scored."""
+
+    texts: list[str]
+    targets: torch.Tensor
+    teacher: dict
+
+
+def distilled_set(
+    config: DistillConfig,
+    labels: list[str],
+    train: tuple[list[str], torch.Tensor],
+    dev: tuple[list[str], torch.Tensor],
+    test: tuple[list[str], torch.Tensor] | None,
+    unlabeled: list[str],
+    seed: int,
+) -> Distilled:
+    """Fine-tune the teacher, then label the training texts, their augmented copies and the
+    unlabeled texts with its logits."""
+    started = time.perf_counter()
+    teacher = MiniLM(labels, config.teacher_max_length)
+    dev_accuracy = fine_tune(teacher, train, dev, config, seed)
+    extra = augment(train[0], config, seed) + [t for t in unlabeled if t.strip()]
+    log.info("teacher: labelling %d training and %d extra texts", len(train[0]), len(extra))
+    texts = train[0] + extra
+    logits = teacher.logits(texts)
+    gold = torch.cat([train[1].float(), torch.full((len(extra),), -1.0)])
+    report = {
+        "name": "minilm",
+        "licence": LICENCE,
+        "dev_accuracy": dev_accuracy,
+        "extra_texts": len(extra),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    if test is not None:
+        predicted = teacher.logits(test[0]).argmax(1)
+        report["test_accuracy"] = (predicted == test[1]).float().mean().item()
+    return Distilled(texts, torch.cat([logits, gold[:, None]], dim=1), report)
+
+
+def save_distilled(distilled: Distilled, path: Path) -> None:
+    write_json(
+        path,
+        {
+            "texts": distilled.texts,
+            "targets": distilled.targets.tolist(),
+            "teacher": distilled.teacher,
+        },
+    )
+
+
+def load_distilled(path: Path, wait: bool = False) -> Distilled:
+    """The set :func:`save_distilled` wrote; with ``wait``, once it appears (the other ranks
+    of a torchrun job wait, outside any collective, while rank 0 fine-tunes the teacher)."""
+    while wait and not path.is_file():
+        time.sleep(1.0)
+    data = read_json(path)
+    return Distilled(data["texts"], torch.tensor(data["targets"]), data["teacher"])
