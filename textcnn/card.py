@@ -56,6 +56,7 @@ class TextCard(Card):
     model: TextCNNConfig
     tokenizer: dict = field(default_factory=dict)  # the tokenizer's settings
     vector_coverage: float | None = None  # share of the vocabulary found in the word vectors
+    vector_licence: str | None = None  # of a shipped vector source (--vectors glove-6b-50d)
     teacher: dict | None = None  # the teacher it was distilled from: name, licence, scores
 
     def to_dict(self) -> dict:

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -300,23 +301,46 @@ def cv(
     epochs: EpochsOpt = None,
     device: DeviceOpt = None,
     seed: SeedOpt = None,
+    recipes: Annotated[
+        str | None,
+        typer.Option(help="compare recipes on the same folds: all, or names joined by commas"),
+    ] = None,
     set_: SetOpt = None,
 ) -> None:
     """k-fold cross-validation (the MR/Subj protocol): mean ± standard deviation of accuracy."""
+    from .training.config import RECIPES
     from .training.pipeline import cross_validate
 
     setup_logging()
+    results = {}
     with user_errors():
-        flags = dict(data=data, output=output, epochs=epochs, device=device, seed=seed)
-        cfg = train_config(ctx, config, set_, **flags)
-        result = cross_validate(
-            cfg, folds, lambda i, f: console.print(f"fold {i}: accuracy {f['accuracy']:.4f}")
-        )
-    console.print(
-        f"{folds}-fold accuracy {100 * result['accuracy_mean']:.2f} ± "
-        f"{100 * result['accuracy_std']:.2f} %, macro-F1 {result['macro_f1_mean']:.4f}, "
-        f"{result['seconds_per_epoch']:.1f} s/epoch"
-    )
+        names = list(RECIPES) if recipes == "all" else (recipes or "").split(",")
+        unknown = [name for name in names if name and name not in RECIPES]
+        if unknown:
+            raise ValueError(f"unknown recipe {unknown[0]!r}; choose from {', '.join(RECIPES)}")
+        for name in filter(None, names) if recipes else [None]:
+            flags = dict(data=data, output=output, epochs=epochs, device=device, seed=seed)
+            cfg = train_config(ctx, config, set_, recipe=name, **flags)
+            if name:  # each recipe in a folder of its own
+                folder = cfg.data.run_folder() / name
+                cfg.data = replace(cfg.data, output=str(folder))
+                console.print(f"recipe {name}")
+            result = cross_validate(
+                cfg, folds, lambda i, f: console.print(f"fold {i}: accuracy {f['accuracy']:.4f}")
+            )
+            results[cfg.recipe] = result
+            console.print(
+                f"{folds}-fold accuracy {100 * result['accuracy_mean']:.2f} ± "
+                f"{100 * result['accuracy_std']:.2f} %, macro-F1 {result['macro_f1_mean']:.4f}, "
+                f"{result['seconds_per_epoch']:.1f} s/epoch"
+            )
+    if len(results) > 1:
+        table = Table("recipe", "accuracy (%)", "macro-F1", "s/epoch")
+        for name, result in results.items():
+            accuracy = f"{100 * result['accuracy_mean']:.2f} ± {100 * result['accuracy_std']:.2f}"
+            f1 = f"{result['macro_f1_mean']:.4f}"
+            table.add_row(name, accuracy, f1, f"{result['seconds_per_epoch']:.1f}")
+        console.print(table)
 
 
 @app.command()

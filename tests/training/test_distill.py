@@ -56,6 +56,27 @@ def test_augmented_copies_are_new_masked_or_cut_and_reproducible():
     assert any(len(c.split()) < 4 and MASK not in c for c in copies)  # an n-gram kept
 
 
+def test_words_are_swapped_for_their_embedding_neighbours():
+    texts = ["a good film", "a bad plot"]
+    near = {"good": ["great", "fine"], "bad": ["awful"]}
+    config = DistillConfig(copies=20, mask_prob=0.0, swap_prob=0.5, ngram_prob=0.0)
+    copies = augment(texts, config, seed=2, neighbours=near)
+    swapped = {w for c in copies for w in c.split()} - {w for t in texts for w in t.split()}
+    assert swapped == {"great", "fine", "awful"}  # neighbours only, and each of them
+    assert augment(texts, config, seed=2) == []  # without neighbours nothing changes
+
+
+@needs_minilm
+def test_neighbours_come_from_the_teachers_embeddings():
+    from textcnn.text.minilm import MiniLM
+    from textcnn.training.distill import embedding_neighbours
+
+    near = embedding_neighbours(MiniLM(["a", "b"]), {"Funny", "film", "##ing", "zzqx"}, k=5)
+    assert set(near) == {"funny", "film"}  # whole words the vocabulary holds, lower-cased
+    assert "hilarious" in near["funny"] and "movie" in near["film"]
+    assert all(len(v) == 5 and "film" not in v for v in [near["film"]])
+
+
 @needs_minilm
 def test_the_shipped_minilm_encodes_like_all_minilm_l6_v2():
     """Mean-pooled, normalised sentence vectors reproduce the model card's similarities."""

@@ -101,6 +101,8 @@ def train_args(output: Path, *extra: str) -> list[str]:
         "--progress=false",
         "--seed",
         "3",
+        "--recipe",
+        "rand",
         *extra,
     ]
 

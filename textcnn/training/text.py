@@ -9,6 +9,7 @@ from functools import partial
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from tokenizers import Tokenizer
 
 from ..card import TextCard
@@ -16,6 +17,7 @@ from ..models import TextCNN
 from ..text.builtin import BUILTIN_CORPORA, load_builtin
 from ..text.classifier import TOKENIZER_FILE, TextClassifier, pad_batch
 from ..text.corpora import Corpus, ReaderOptions, read_corpus
+from ..text.shipped_vectors import SOURCES, shipped_vectors
 from ..text.tokenizer import (
     PAD_ID,
     UNK_ID,
@@ -35,8 +37,9 @@ from .distill import (
     load_distilled,
     save_distilled,
 )
+from .distributed import local_device
 from .task import Fitted, Run, Splits
-from .trainer import Trainer
+from .trainer import Trainer, pick_device
 
 log = logging.getLogger(__name__)
 CHECKPOINT_TOKENIZER = "checkpoint-tokenizer.json"  # the tokenizer of an unfinished run
@@ -104,6 +107,7 @@ def _distilled(config: TrainConfig, labels: list[str], train: Corpus, dev: Corpu
             pairs(test) if test is not None else None,
             unlabeled_texts(config),
             config.training.seed,
+            local_device(pick_device(config.training.device)),
         )
         save_distilled(distilled, path)
         return distilled
@@ -118,10 +122,13 @@ def _embeddings(config: TrainConfig, tokenizer: Tokenizer, texts: list[str]):
         if config.model.embedding_mode != "rand":
             raise ValueError(
                 f"embedding mode {config.model.embedding_mode!r} needs word vectors: "
-                "pass --vectors FILE or --train-vectors word2vec|fasttext"
+                "pass --vectors FILE (or a shipped source: glove-6b-50d, minilm-wordpiece) "
+                "or --train-vectors word2vec|fasttext"
             )
         return None
-    if v.vectors:
+    if v.vectors in SOURCES:
+        vectors = shipped_vectors(v.vectors)
+    elif v.vectors:
         vectors = load_vectors(v.vectors, v.vectors_format)
     else:
         corpus = list(texts) + unlabeled_texts(config)
@@ -134,6 +141,69 @@ def _embeddings(config: TrainConfig, tokenizer: Tokenizer, texts: list[str]):
             v.vector_epochs,
         )
     return embedding_matrix(tokenizer.get_vocab(), vectors, {PAD_ID, UNK_ID}, config.training.seed)
+
+
+def _chunks(ids: list[list[int]], targets: torch.Tensor, size: int = 512):
+    for start in range(0, len(ids), size):
+        yield pad_batch(ids[start : start + size]), targets[start : start + size]
+
+
+@torch.no_grad()
+def fit_ngram_channel(
+    model: TextCNN, train: tuple[list[list[int]], torch.Tensor], dev: TextBatches
+) -> float:
+    """Count the n-gram channel on the training texts (gold labels), then weigh it against
+    the CNN by stacking on the dev split: the ``a x CNN + b x n-grams`` of lowest dev
+    log-loss (a two-feature logistic regression), whose decisions are those of
+    ``CNN + (b / a) x n-grams``; b / a is returned (0 when the channel does not help)."""
+    model.eval()
+    model.naive_bayes.fit(_chunks(*train))
+    cnn, ngrams = [], []
+    for ids, _ in _chunks(dev.ids, dev.targets):
+        cnn.append(model.forward_head(model.forward_features(ids)))
+        ngrams.append(model.naive_bayes(ids))
+    cnn, ngrams = torch.cat(cnn), torch.cat(ngrams)
+    scales = torch.tensor([1.0, 0.0], requires_grad=True)
+    optimizer = torch.optim.LBFGS([scales], max_iter=100, line_search_fn="strong_wolfe")
+
+    def loss() -> torch.Tensor:
+        optimizer.zero_grad()
+        with torch.enable_grad():
+            value = F.cross_entropy(scales[0] * cnn + scales[1] * ngrams, dev.targets)
+            value.backward()
+        return value
+
+    optimizer.step(loss)
+    a, b = scales.tolist()
+    weight = b / a if a > 0 and b > 0 else 0.0
+
+    def accuracy(w: float) -> float:
+        return ((cnn + w * ngrams).argmax(1) == dev.targets).float().mean().item()
+
+    log.info(
+        "n-gram channel: weight %.3g from dev (CNN x %.3f + n-grams x %.3f); dev accuracy "
+        "%.4f -> %.4f",
+        weight,
+        a,
+        b,
+        accuracy(0.0),
+        accuracy(weight),
+    )
+    return weight
+
+
+def _tokenizer_for_vectors(config: TrainConfig) -> TrainConfig:
+    """``config`` with the tokenizer a shipped vector source needs (MiniLM's WordPiece)."""
+    source = SOURCES.get(config.vectors.vectors)
+    if source is None or source.tokenizer in (None, config.tokenizer.kind):
+        return config
+    if config.tokenizer.kind != "word":  # the default: an explicit other choice is an error
+        raise ValueError(
+            f"--vectors {source.name} needs --tokenizer {source.tokenizer}, "
+            f"not {config.tokenizer.kind}"
+        )
+    log.info("--vectors %s: tokenizing with %s", source.name, source.tokenizer)
+    return replace(config, tokenizer=replace(config.tokenizer, kind=source.tokenizer))
 
 
 class TextTask:
@@ -168,6 +238,7 @@ class TextTask:
                 f"{train.source}: the training data has only one label ({labels[0]!r})"
             )
         run.workdir.mkdir(parents=True, exist_ok=True)
+        config = _tokenizer_for_vectors(config)
         distilled = _distilled(config, labels, train, dev, run) if config.distill.teacher else None
         tokenizer_path = run.workdir / CHECKPOINT_TOKENIZER
         if not (run.resume and tokenizer_path.is_file()) and run.world.is_main:
@@ -204,13 +275,22 @@ class TextTask:
             training = TextBatches(encode(tokenizer, train.texts), train_targets)
         else:  # the teacher's logits and the gold labels, on the training and extra texts
             training = TextBatches(encode(tokenizer, distilled.texts), distilled.targets)
+        dev_batches = TextBatches(encode(tokenizer, dev.texts), dev_targets)
         result = trainer.fit(
-            training,
-            TextBatches(encode(tokenizer, dev.texts), dev_targets),
-            resume=run.resume,
-            on_epoch_end=run.on_epoch_end,
+            training, dev_batches, resume=run.resume, on_epoch_end=run.on_epoch_end
         )
         model.to("cpu")
+        if model.naive_bayes is not None:  # counted once, for the best and the last weights
+            model.load_state_dict(result.best_state)
+            gold = (encode(tokenizer, train.texts), train_targets)
+            weight = fit_ngram_channel(model, gold, dev_batches)
+            model.config = model_config = replace(model_config, ngram_weight=weight)
+            counts = {f"naive_bayes.{k}": v for k, v in model.naive_bayes.state_dict().items()}
+            result = replace(
+                result,
+                best_state=result.best_state | counts,
+                last_state=result.last_state | counts,
+            )
         card = TextCard(
             architecture="textcnn",
             name=run.workdir.name,
@@ -227,6 +307,7 @@ class TextTask:
                 "dev": {"source": dev.source, "examples": len(dev)},
             },
             vector_coverage=None if init is None else init.coverage,
+            vector_licence=SOURCES[v].licence if (v := config.vectors.vectors) in SOURCES else None,
             teacher=None if distilled is None else distilled.teacher,
         )
         return Fitted(classifier, card, result)
