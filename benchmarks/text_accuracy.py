@@ -149,6 +149,8 @@ def cell(row: dict | None) -> str:
     if row is None:
         return ""
     accuracy = f"{100 * row['accuracy']:.1f}"
+    if row.get("std"):  # several folds: mean ± standard deviation
+        accuracy += f" ± {100 * row['std']:.1f}"
     return f"{accuracy} ({row['wall_seconds'] / 60:.0f} min)"
 
 

@@ -186,7 +186,8 @@ SETTINGS_HELP = (
     "Any other setting goes as --SECTION.KEY VALUE or --KEY VALUE (e.g. --recipe ngram, "
     "--model.num_filters 200, --embedding-mode static, --vectors FILE, --arch lenet5, "
     "--augment); an unknown one is an error that lists them all. Text recipes: "
-    "distilled (the default when MiniLM is installed), ngram, rand, glove, minilm-wordpiece."
+    "minilm-ngram (the default when MiniLM is installed), ngram, rand, glove, "
+    "minilm-wordpiece, distilled."
 )
 OVERRIDES = {"context_settings": {"allow_extra_args": True, "ignore_unknown_options": True}}
 ALIASES = {"tokenizer": "tokenizer.kind"}
