@@ -4,12 +4,13 @@ replaces) against fastText, on the same MR sentences.
     python benchmarks/inference.py [--epochs 3] [--repeats 3]
 
 Trains fastText (the ``fasttext-wheel`` package: ``pip install fasttext-wheel``; 25
-epochs, word bigrams) and textcnn's default model (CNN-rand; ``--epochs`` epochs: speed
-does not depend on them) on MR, then times ``predict`` on all 10,662 sentences, the three
-alternating, median of ``--repeats`` runs, and the single-text latency (median of 1,000
-calls). Also times the tokenizer alone (Rust ``encode_batch`` against the fast word
-encoder). Reads ``$TEXTCNN_DATA_DIR`` (default ``../shared/datasets``); writes
-``benchmarks/results/inference.json`` and prints a Markdown table.
+epochs, word bigrams) and a textcnn model of ``--recipe`` (default: what ``textcnn train``
+trains; ``--epochs`` epochs: speed does not depend on them) on MR, then times ``predict``
+on all 10,662 sentences, the three alternating, median of ``--repeats`` runs, and the
+single-text latency (median of 1,000 calls). Also times the tokenizer alone (Rust
+``encode_batch`` against the fast word encoder). Reads ``$TEXTCNN_DATA_DIR`` (default
+``../shared/datasets``); writes ``benchmarks/results/inference.json`` and prints a
+Markdown table.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--recipe", default="default", help="the textcnn recipe to time")
     args = parser.parse_args()
     try:
         import fasttext
@@ -73,6 +75,7 @@ def main() -> None:
             input=str(lines), epoch=25, wordNgrams=2, verbose=0, thread=2
         )
         overrides = {"data": str(DATA / "mr" / "all.tsv"), "epochs": args.epochs}
+        overrides["recipe"] = args.recipe
         model_dir = fit_and_save(
             TrainConfig.load(overrides={**overrides, "output": f"{tmp}/mr", "progress": False})
         )
