@@ -26,9 +26,8 @@ from pathlib import Path
 import torch
 
 from textcnn.artifacts import read_json
-from textcnn.cli import parse_settings
 from textcnn.images.data import load_fashion_mnist
-from textcnn.training.config import TrainConfig
+from textcnn.training.config import load_config, parse_overrides
 from textcnn.training.pipeline import fit_and_save
 
 RESULTS = Path(__file__).parent / "results" / "image_accuracy.json"
@@ -49,7 +48,7 @@ def run(name: str, arch: str, workdir: Path, options: dict, settings: dict) -> d
     flags += " --augment" if settings.get("augment") else ""
     flags += f" --epochs {settings['epochs']}" if "epochs" in settings else ""
     started = time.perf_counter()
-    model_dir = fit_and_save(TrainConfig.load(overrides=overrides))
+    model_dir = fit_and_save(load_config(overrides=overrides))
     wall = time.perf_counter() - started
     config = read_json(model_dir / "config.json")
     history = [
@@ -95,7 +94,7 @@ def main() -> None:
                 rows.append(run(name, "lenet5", Path(tmp), {"pool_mode": mode}, settings))
                 print(json.dumps(rows[-1]), flush=True)
         else:
-            options = parse_settings(args.option)
+            options = parse_overrides([f"--set={pair}" for pair in args.option])
             name = "-".join([args.arch, *(f"{k}={v}" for k, v in options.items())])
             rows.append(run(name, args.arch, Path(tmp), options, settings))
             print(json.dumps(rows[-1]), flush=True)

@@ -29,7 +29,7 @@ from serving import DATA
 import textcnn
 from textcnn.text.corpora import read_corpus
 from textcnn.text.tokenizer import encode
-from textcnn.training.config import TrainConfig
+from textcnn.training.config import load_config
 from textcnn.training.pipeline import fit_and_save
 
 
@@ -77,7 +77,7 @@ def main() -> None:
         overrides = {"data": str(DATA / "mr" / "all.tsv"), "epochs": args.epochs}
         overrides["recipe"] = args.recipe
         model_dir = fit_and_save(
-            TrainConfig.load(overrides={**overrides, "output": f"{tmp}/mr", "progress": False})
+            load_config(overrides={**overrides, "output": f"{tmp}/mr", "progress": False})
         )
         folded = textcnn.load(model_dir)  # the default: folded tables
         conv = textcnn.load(model_dir, inference="conv")

@@ -24,7 +24,7 @@ import httpx
 from serving import DATA, start_server
 
 from textcnn.text.corpora import read_corpus
-from textcnn.training.config import TrainConfig
+from textcnn.training.config import load_config
 from textcnn.training.pipeline import fit_and_save
 
 HONEST, HOSTILE = 7, 1
@@ -70,7 +70,7 @@ def main() -> None:
         if model is None:
             overrides = {"data": str(DATA / "mr" / "all.tsv"), "epochs": 3}
             overrides.update(output=f"{tmp}/mr", progress=False)
-            model = fit_and_save(TrainConfig.load(overrides=overrides))
+            model = fit_and_save(load_config(overrides=overrides))
         process, url = start_server(model, {})
         try:
             counts = asyncio.run(mixed(url, texts, args.seconds))

@@ -29,7 +29,7 @@ from pathlib import Path
 import httpx
 
 from textcnn.text.corpora import read_corpus
-from textcnn.training.config import TrainConfig
+from textcnn.training.config import load_config
 from textcnn.training.pipeline import fit_and_save
 
 DATA = Path(
@@ -123,7 +123,7 @@ def main() -> None:
         if model is None:
             overrides = {"data": str(DATA / "mr" / "all.tsv"), "epochs": 3}
             overrides.update(output=str(tmp / "mr"), progress=False)
-            model = fit_and_save(TrainConfig.load(overrides=overrides))
+            model = fit_and_save(load_config(overrides=overrides))
         rows = []
         for workers in (1, 2):
             process, url = start_server(model, {}, workers)

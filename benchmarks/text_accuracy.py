@@ -32,8 +32,7 @@ from pathlib import Path
 import torch
 
 from textcnn.artifacts import read_json
-from textcnn.cli import parse_settings
-from textcnn.training.config import RECIPES, TrainConfig, default_recipe
+from textcnn.training.config import RECIPES, default_recipe, load_config, parse_overrides
 from textcnn.training.pipeline import cross_validate, fit_and_save
 
 DATA = Path(
@@ -55,7 +54,7 @@ def run(name: str, folds: int, workdir: Path, settings: dict, max_folds: int | N
     started = time.perf_counter()
     if (folder / "all.tsv").exists():  # MR, Subj: k-fold cross-validation
         command = f"textcnn cv --data {folder}/all.tsv --folds {folds}"
-        cfg = TrainConfig.load(
+        cfg = load_config(
             overrides={
                 "data": str(folder / "all.tsv"),
                 "output": str(out),
@@ -86,7 +85,7 @@ def run(name: str, folds: int, workdir: Path, settings: dict, max_folds: int | N
         if (folder / "dev.tsv").exists():
             overrides["dev"] = str(folder / "dev.tsv")
             command += f" --dev {folder}/dev.tsv"
-        model_dir = fit_and_save(TrainConfig.load(overrides={**overrides, **settings}))
+        model_dir = fit_and_save(load_config(overrides={**overrides, **settings}))
         config = read_json(model_dir / "config.json")
         row = {
             "accuracy": config["metrics"]["test"]["accuracy"],
@@ -123,7 +122,7 @@ def main() -> None:
     if not DATA.is_dir():
         sys.exit(f"skipped: no benchmark data at {DATA}; set TEXTCNN_DATA_DIR")
     logging.basicConfig(level=logging.WARNING)
-    settings = parse_settings(args.settings)
+    settings = parse_overrides([f"--set={pair}" for pair in args.settings])
     recipes = args.recipes or ["default"]
     recipes = list(RECIPES) if recipes == ["all"] else recipes
     recipes = [default_recipe() if r == "default" else r for r in recipes]

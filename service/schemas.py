@@ -15,8 +15,6 @@ from pydantic import (
     model_validator,
 )
 
-from textcnn.text.tokenizer import clean_text
-
 # A text must hold a character other than whitespace. Whitespace is spelled out, so that
 # the schema's pattern means the same in every regex engine (ECMAScript's \s, which JSON
 # Schema uses, is not Python's) and the validators below check exactly what it says.
@@ -51,17 +49,6 @@ class ClassifyRequest(BaseModel):
     )
     top_k: int | None = Field(1, ge=1, description="labels per text; null for all")
     explain: StrictBool = Field(False, description="add the n-grams that drove each decision")
-
-    @field_validator("text", "texts", mode="before")
-    @classmethod
-    def _repair_surrogates(cls, value):
-        """A lone UTF-16 surrogate (valid JSON, e.g. half an emoji cut by a client) becomes
-        U+FFFD before anything else sees the text: it could not reach the tokenizer."""
-        if isinstance(value, str):
-            return clean_text(value)
-        if isinstance(value, list):
-            return [clean_text(v) if isinstance(v, str) else v for v in value]
-        return value
 
     @field_validator("top_k", mode="before")
     @classmethod

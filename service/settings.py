@@ -27,6 +27,15 @@ class Settings(BaseSettings):
     inference: Literal["auto", "folded", "conv"] = "auto"
     max_table_mb: float = Field(512, ge=0)
     half_tables: bool = False  # float16 tables: half the memory, scores to ~1e-3
+    # Connections (enforced by service.protocol under `textcnn serve`): a request's line and
+    # headers must fit in max_header_bytes (else 431) and arrive within header_timeout_s of
+    # its first byte or of the connection (else 408); its body within body_timeout_s of the
+    # headers (else 408). Past max_connections, the oldest connection still waiting for its
+    # headers is closed to make room (none: the new one is).
+    max_header_bytes: int = Field(65_536, ge=1024)
+    header_timeout_s: float = Field(10.0, gt=0)
+    body_timeout_s: float = Field(20.0, gt=0)
+    max_connections: int = Field(4096, ge=1)
 
     @field_validator("api_key", mode="before")
     @classmethod

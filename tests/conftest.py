@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from textcnn.training.config import TrainConfig
+from textcnn.training.config import TrainConfig, load_config
 
 # the benchmark sets (MR, Subj, SST, TREC): never committed, found here or skipped
 DATA_DIR = Path(
@@ -77,4 +77,4 @@ def tiny_config(data: Path, output: Path, **overrides) -> TrainConfig:
         "lr": 0.01,
         "recipe": "rand",  # not the installed default (a teacher): seconds, not minutes
     }
-    return TrainConfig.load(overrides={**settings, **overrides})
+    return load_config(overrides={**settings, **overrides})

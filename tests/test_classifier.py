@@ -61,9 +61,9 @@ def test_unknown_format_version_gives_a_clear_error(model_dir, tmp_path):
     ("edit", "message"),
     [
         ({"task": "audio"}, "a model of task 'audio'; this textcnn loads text, image models"),
-        ({"best_epoch": "3"}, "best_epoch must be of type int"),
-        ({"surprise": 1}, r"unknown fields \['surprise'\]"),
-        ({"labels": None}, "labels must be of type list"),
+        ({"best_epoch": "3"}, "best_epoch must be an integer"),
+        ({"surprise": 1}, "unknown field surprise"),
+        ({"labels": None}, "labels must be a list"),
     ],
 )
 def test_a_card_of_another_task_or_shape_is_refused(model_dir, tmp_path, edit, message):
@@ -98,7 +98,7 @@ def test_other_damage_gives_clear_errors(model_dir, tmp_path):
 
 def test_the_device_argument_places_the_whole_model(model_dir):
     # safetensors files hold no device: the loader puts every tensor where it is asked to
-    for device in ("cpu", "meta"):
+    for device in ["cpu"] + (["cuda"] if torch.cuda.is_available() else []):
         classifier = textcnn.load(model_dir, device=device)
         tensors = [*classifier.model.parameters(), *classifier.network.parameters()]
         assert {t.device for t in tensors} == {torch.device(device)}

@@ -1,7 +1,8 @@
 """textcnn: convolutional text classifiers (Kim 2014) and classic image CNNs on one core."""
 
+from .loading import load
 from .models import create_model, list_models
-from .predictor import Prediction, Predictor, load
+from .predictor import Prediction, Predictor
 from .text.classifier import Evidence, Result, TextClassifier
 from .version import __version__
 

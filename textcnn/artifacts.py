@@ -2,27 +2,37 @@
 
 A model directory holds ``config.json`` (format version, architecture,
 hyper-parameters, labels, ...), ``model.safetensors`` and task files such as
-``tokenizer.json``. Nothing is ever pickled or unpickled.
+``tokenizer.json``. Nothing is ever pickled or unpickled. Every file of a model directory is
+read or served through :func:`model_file`: a plain file inside the directory, of a bounded
+size, never a link that leaves it or a pipe that would block the reader.
 """
 
 from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, load_file, save_file
 from torch import nn
 
-CONFIG_FILE = "config.json"
+# The files of a model directory, by name (the only place they are spelled).
+CONFIG_FILE = "config.json"  # the model card
 WEIGHTS_FILE = "model.safetensors"
+TOKENIZER_FILE = "tokenizer.json"  # text models
+METRICS_FILE = "metrics.json"  # the evaluation reports
+CONFUSION_FILE = "confusion.png"  # the confusion matrix picture
+# The largest file of each kind a loader reads (a card or tokenizer past these is not one).
+MAX_BYTES = {CONFIG_FILE: 16 << 20, TOKENIZER_FILE: 256 << 20, METRICS_FILE: 64 << 20}
 
 
 @contextlib.contextmanager
@@ -55,6 +65,38 @@ def read_json(path: Path) -> dict:
         raise ValueError(f"{path}: missing") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path}: damaged JSON ({error})") from None
+    except RecursionError:
+        raise ValueError(f"{path}: damaged JSON (nested too deep)") from None
+
+
+def model_file(model_dir: Path, name: str) -> Path:
+    """``model_dir/name`` once it is known to be a plain file inside ``model_dir`` (a link
+    may point within the directory, never out of it) and within :data:`MAX_BYTES`: else a
+    ``ValueError`` that says what is wrong. A pipe or a device in its place is refused
+    without being opened, since reading one could wait for ever."""
+    model_dir = Path(model_dir)
+    path = model_dir / name
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        raise ValueError(f"{path}: missing; the model directory is incomplete") from None
+    if stat.S_ISLNK(info.st_mode):
+        target = path.resolve()
+        if not target.is_relative_to(model_dir.resolve()):
+            raise ValueError(
+                f"{path}: a link out of the model directory; a model directory must hold "
+                "its own files: copy the file in place of the link"
+            )
+        info = target.stat()
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError(f"{path}: not a regular file; the model directory was tampered with")
+    limit = MAX_BYTES.get(name)
+    if limit is not None and info.st_size > limit:
+        raise ValueError(
+            f"{path}: {info.st_size:,} bytes, over the {limit:,} a {name} can be; "
+            "the model directory was damaged or tampered with"
+        )
+    return path
 
 
 def _old(final: Path) -> Path:
@@ -108,8 +150,18 @@ def atomic_directory(final: Path) -> Iterator[Path]:
 
 
 def save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
-    """safetensors file of contiguous CPU copies (frozen and shared tensors included)."""
+    """safetensors file of contiguous CPU copies (frozen and shared tensors included),
+    readable by all like the other files (safetensors writes it private)."""
     save_file({k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}, str(path))
+    os.chmod(path, 0o644)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:
@@ -137,15 +189,32 @@ def check_model_dir(model_dir: Path) -> Path:
     return model_dir
 
 
-def load_weights(build: Callable[[], nn.Module], model_dir: Path, lazy: bool = False) -> nn.Module:
-    """``build()`` holding the weights of ``model_dir/model.safetensors``.
+def load_weights(
+    build: Callable[[], nn.Module], model_dir: Path, sha256: str | None, lazy: bool = False
+) -> tuple[nn.Module, str]:
+    """(``build()`` holding the weights of ``model_dir/model.safetensors``, their sha256).
 
-    Every tensor must be finite and have the name and shape the card's architecture gives
-    it, else ``ValueError``. With ``lazy`` the model is built on the meta device and takes
-    the file's tensors as they are, so a card that claims a huge model allocates nothing
-    before the weights file has been compared with it.
+    The file's sha256 must be ``sha256`` (the card's; None for a card written before cards
+    held it), and every tensor finite, of the name, shape and type the card's architecture
+    gives it, else ``ValueError``. With ``lazy`` the model is built on the meta device and
+    takes the file's tensors as they are, so a card that claims a huge model allocates
+    nothing before the weights file has been compared with it.
     """
-    state = load_tensors(Path(model_dir) / WEIGHTS_FILE)
+    path = model_file(Path(model_dir), WEIGHTS_FILE)
+    data = path.read_bytes()  # read once: hashed, then parsed
+    try:
+        state = load(data)
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ValueError(
+            f"{path}: damaged weights file ({error}); copy the model directory again or retrain"
+        ) from None
+    digest = hashlib.sha256(data).hexdigest()
+    del data
+    if sha256 is not None and digest != sha256:
+        raise ValueError(
+            f"{path}: its sha256 is not the one config.json records; the weights were "
+            "changed or mixed with another model's: copy the model directory again or retrain"
+        )
     broken = [k for k, v in state.items() if v.is_floating_point() and not v.isfinite().all()]
     if broken:
         raise ValueError(
@@ -161,19 +230,24 @@ def load_weights(build: Callable[[], nn.Module], model_dir: Path, lazy: bool = F
     missing = sorted(set(expected) - set(state))
     extra = sorted(set(state) - set(expected))
     wrong = [k for k in expected if k in state and state[k].shape != expected[k].shape]
-    if missing or extra or wrong:
-        problem = (
-            f"{wrong[0]} has shape {tuple(state[wrong[0]].shape)}, config.json gives "
-            f"{tuple(expected[wrong[0]].shape)}"
-            if wrong
-            else f"missing {missing[:3]}, unexpected {extra[:3]}"
-        )
+    mistyped = [k for k in expected if k in state and state[k].dtype != expected[k].dtype]
+    if missing or extra or wrong or mistyped:
+        if wrong:
+            problem = (
+                f"{wrong[0]} has shape {tuple(state[wrong[0]].shape)}, config.json gives "
+                f"{tuple(expected[wrong[0]].shape)}"
+            )
+        elif mistyped:
+            key = mistyped[0]
+            problem = f"{key} holds {state[key].dtype}, the network {expected[key].dtype}"
+        else:
+            problem = f"missing {missing[:3]}, unexpected {extra[:3]}"
         raise ValueError(
             f"{model_dir}: weights do not match config.json ({problem}); "
             "the model directory was damaged or mixed with another: retrain or copy it again"
         )
     model.load_state_dict(state, strict=True, assign=lazy)
-    return model
+    return model, digest
 
 
 def checked_labels(labels, num_classes: int, model_dir: Path) -> list[str]:

@@ -1,17 +1,15 @@
-"""What every trained model offers (:class:`Predictor`), and :func:`load`, which reads a model
-directory and hands it to the loader of its task (text or image)."""
+"""What every trained model offers: the :class:`Predictor` protocol and its :class:`Prediction`."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import torch
+from torch import nn
 
-from .card import Card, load_card
+from .card import Card
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,31 +20,23 @@ class Prediction:
 
 @runtime_checkable
 class Predictor(Protocol):
-    """A trained classifier: its task, labels and card, and a batched ``predict``."""
+    """A trained classifier (text or image): its network, labels and card, and a batched
+    ``predict`` and ``predict_proba``. Inputs are texts, or image files / a uint8 batch."""
 
     task: str  # "text" | "image"
     labels: list[str]
     card: Card | None  # the model card (config.json); None for a model not yet saved
+    model: nn.Module  # the trained network
 
-    def predict(self, inputs: Sequence[Any], top_k: int | None = 1) -> list[list[Prediction]]:
-        """For every input (a text; an image file), its ``top_k`` labels, most probable first."""
+    @property
+    def version(self) -> str:
+        """The first 12 hex digits of the weights' sha256."""
         ...
 
+    def predict_proba(self, inputs: Sequence[Any] | Any) -> torch.Tensor:
+        """N x classes probabilities, in input order."""
+        ...
 
-# task -> "module:function(path, card, device, **options) -> Predictor", imported on use so
-# that this module imports neither task (and neither imports the other)
-LOADERS = {
-    "text": "textcnn.text.classifier:load_text_classifier",
-    "image": "textcnn.images.classifier:load_image_classifier",
-}
-
-
-def load(path: str | Path, device: str | torch.device = "cpu", **options) -> Predictor:
-    """The model in directory ``path`` (written by ``textcnn train``), on ``device``. Never
-    unpickles anything. ``options`` go to the task's loader: for text,
-    :class:`~textcnn.text.classifier.TextClassifier`'s ``inference``, ``max_table_mb`` and
-    ``half_tables``."""
-    path = Path(path)
-    card = load_card(path)
-    module, _, function = LOADERS[card.task].partition(":")
-    return getattr(importlib.import_module(module), function)(path, card, device, **options)
+    def predict(self, inputs: Sequence[Any], top_k: int | None = 1) -> list[list[Prediction]]:
+        """For every input, its ``top_k`` labels (all when None), most probable first."""
+        ...

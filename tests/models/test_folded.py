@@ -42,7 +42,7 @@ def test_folded_tables_match_the_convolutions(corpus, tmp_path, mode, wide):
     conv = textcnn.load(model_dir, inference="conv")
     folded = textcnn.load(model_dir, inference="folded")
     assert (conv.inference["path"], folded.inference["path"]) == ("conv", "folded")
-    ids = pad_batch(conv.token_ids(EDGE_TEXTS)[0])
+    ids = pad_batch(conv.encode(EDGE_TEXTS).ids)
     with torch.inference_mode():
         assert torch.allclose(conv.network(ids), folded.network(ids), atol=1e-4)
     expected = conv.classify(EDGE_TEXTS, top_k=None, explain=True)

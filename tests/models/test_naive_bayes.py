@@ -13,7 +13,7 @@ from textcnn.models import TextCNN, TextCNNConfig
 from textcnn.models.folded import FoldedTextCNN
 from textcnn.models.naive_bayes import BIGRAM_HASH, NaiveBayesChannel
 from textcnn.text.classifier import pad_batch
-from textcnn.training.config import TrainConfig
+from textcnn.training.config import load_config
 from textcnn.training.pipeline import fit_and_save
 
 VOCAB, BUCKETS = 10, 7
@@ -87,7 +87,7 @@ def test_a_model_trained_with_the_channel_keeps_its_counts_and_weight(tmp_path):
         counts = loaded.model.naive_bayes.log_likelihood
         assert (counts != 0).any(), f"{folder}: the n-gram counts were not saved"
     with pytest.raises(ValueError, match="ngram_weight is taken from the dev split"):
-        TrainConfig.load(overrides={"model.ngram_weight": 1.0})
+        load_config(overrides={"model.ngram_weight": 1.0})
 
 
 def test_stacking_on_dev_weighs_an_informative_channel_in():

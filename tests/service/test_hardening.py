@@ -1,15 +1,13 @@
 """The app in process (FastAPI's TestClient): what a failing or tampered model does to it."""
 
-import json
-import shutil
 import time
 
 import pytest
 from fastapi.testclient import TestClient
-from safetensors.torch import load_file, save_file
 
-from service.app import create_app
+from service.main import create_app
 from service.settings import Settings
+from tests.tampering import TAMPERED, copy_model
 
 
 def started(model_dir, **settings):
@@ -17,7 +15,7 @@ def started(model_dir, **settings):
     client = TestClient(create_app(Settings(model_dir=model_dir, **settings)))
     client.__enter__()
     deadline = time.monotonic() + 30
-    while client.app.state.batcher is None and client.app.state.load_error is None:
+    while client.app.state.model.state == "loading":
         assert time.monotonic() < deadline, "the model neither loaded nor failed"
         time.sleep(0.05)
     return client
@@ -26,7 +24,7 @@ def started(model_dir, **settings):
 def test_a_failing_forward_pass_is_a_500_counted_in_metrics_and_the_server_goes_on(model_dir):
     client = started(model_dir)
     try:
-        classifier = client.app.state.classifier
+        classifier = client.app.state.model.classifier
         real = classifier.classify
 
         def classify(texts, **kwargs):
@@ -46,53 +44,10 @@ def test_a_failing_forward_pass_is_a_500_counted_in_metrics_and_the_server_goes_
         client.__exit__(None, None, None)
 
 
-def tampered(model_dir, tmp_path, change):
-    target = tmp_path / "tampered"
-    shutil.copytree(model_dir, target)
-    change(target)
-    return target
-
-
-def edit_config(**fields):
-    def change(folder):
-        config = json.loads((folder / "config.json").read_text())
-        for key, value in fields.items():
-            section, _, name = key.partition("__")
-            if name:
-                config[section][name] = value
-            else:
-                config[section] = value
-        (folder / "config.json").write_text(json.dumps(config))
-
-    return change
-
-
-def nan_weights(folder):
-    state = load_file(folder / "model.safetensors")
-    state["classifier.weight"][0, 0] = float("nan")
-    save_file(state, folder / "model.safetensors")
-
-
-def foreign_token(folder):
-    tokenizer = json.loads((folder / "tokenizer.json").read_text())
-    tokenizer["model"]["vocab"]["zzzz"] = 10**6
-    (folder / "tokenizer.json").write_text(json.dumps(tokenizer))
-
-
-TAMPERED = {
-    "fewer labels": (edit_config(labels=["positive"]), "1 labels for a network with 2 outputs"),
-    "token id past the embedding": (foreign_token, "token id 1000000 is beyond"),
-    "NaN weights": (nan_weights, "NaN or infinite"),
-    "huge vocabulary": (edit_config(model__vocab_size=10**8), "weights do not match config"),
-    "float size": (edit_config(model__embed_dim=16.0), "embed_dim must be an integer"),
-    "labels not strings": (edit_config(labels=[1, 2]), "labels must be distinct"),
-}
-
-
 @pytest.mark.parametrize("case", TAMPERED)
 def test_a_tampered_model_is_refused_at_load_with_the_reason(model_dir, tmp_path, case):
     change, reason = TAMPERED[case]
-    client = started(tampered(model_dir, tmp_path, change))
+    client = started(copy_model(model_dir, tmp_path / "tampered", change))
     try:
         ready = client.get("/ready")
         assert ready.status_code == 503 and reason in ready.json()["detail"]
@@ -102,8 +57,22 @@ def test_a_tampered_model_is_refused_at_load_with_the_reason(model_dir, tmp_path
         client.__exit__(None, None, None)
 
 
+def test_a_picture_that_links_out_of_the_model_directory_is_not_served(model_dir, tmp_path):
+    def link_out(folder):
+        (folder / "confusion.png").unlink()
+        (folder / "confusion.png").symlink_to("/etc/passwd")
+
+    client = started(copy_model(model_dir, tmp_path / "linked", link_out))
+    try:
+        assert client.get("/ready").status_code == 200  # the picture is not the model
+        response = client.get("/confusion.png")
+        assert response.status_code == 404 and "root:" not in response.text
+    finally:
+        client.__exit__(None, None, None)
+
+
 def test_with_a_key_ready_is_a_bare_status_and_the_reason_needs_the_key(model_dir, tmp_path):
-    broken = tampered(model_dir, tmp_path, nan_weights)
+    broken = copy_model(model_dir, tmp_path / "broken", TAMPERED["NaN weights"][0])
     client = started(broken, api_key="s3cret")
     try:
         ready = client.get("/ready")

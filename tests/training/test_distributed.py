@@ -18,6 +18,7 @@ from tests.conftest import DATA_DIR
 from textcnn.artifacts import load_tensors, save_tensors
 from textcnn.models import TextCNN, TextCNNConfig
 from textcnn.training.distributed import ONE_PROCESS, World
+from textcnn.training.objectives import SingleLabel
 from textcnn.training.text import TextBatches
 from textcnn.training.trainer import FitSettings, Trainer
 
@@ -55,7 +56,7 @@ def one_step(world: World, workdir: Path, case: tuple[str, bool]) -> dict[str, t
     optimizer, weighted = case
     weights = torch.tensor([0.5, 1.0, 3.0]) if weighted else None
     settings = FitSettings(batch_size=50, optimizer=optimizer, progress=False, device="cpu")
-    trainer = Trainer(model, settings, workdir, weights, world)
+    trainer = Trainer(model, settings, workdir, SingleLabel(weights), world)
     trainer.train_epoch(TextBatches(ids, targets), 1)
     return model.state_dict()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -11,13 +12,15 @@ from ..artifacts import checked_labels, load_weights
 from ..card import ImageCard
 from ..models import Classifier
 from ..predictor import Prediction
-from .cam import class_activation_maps, upsample
+from .cam import class_activation_maps, save_overlay, upsample
 from .data import Normalization, read_image
 from .models import build_image_model
 
 
 class ImageClassifier:
     """Predicts labels for uint8 C x H x W images of the size it was trained on."""
+
+    task = "image"
 
     def __init__(
         self,
@@ -28,13 +31,17 @@ class ImageClassifier:
         size: int,
         card: ImageCard | None = None,
     ) -> None:
-        self.task = "image"
         self.model = model.eval()
         self.labels = list(labels)
         self.normalization = normalization
         self.channels = channels
         self.size = size
         self.card = card
+
+    @property
+    def version(self) -> str:
+        """The first 12 hex digits of the weights' sha256."""
+        return self.card.version if self.card is not None else "unsaved"
 
     def read(self, path: str | Path) -> torch.Tensor:
         """An image file converted and resized as the model expects."""
@@ -83,6 +90,19 @@ class ImageClassifier:
         heat = upsample(maps[0, index].float().cpu(), tuple(image.shape[1:]))
         return Prediction(self.labels[index], float(probs[index])), heat
 
+    def save_class_activation_map(
+        self, image_path: str | Path, output: str | Path, label: str | None = None
+    ) -> Prediction:
+        """Write the image of ``image_path`` with the predicted (or ``label``'s) class
+        activation map over it to the PNG ``output``; the prediction."""
+        if label is not None and label not in self.labels:
+            raise ValueError(f"unknown label {label!r}; the model knows {', '.join(self.labels)}")
+        picture = self.read(image_path)
+        prediction, heat = self.class_activation_map(picture, label)
+        title = f"{prediction.label} ({prediction.score:.2f})"
+        save_overlay(picture, heat, Path(output), title)
+        return prediction
+
 
 def load_image_classifier(
     path: Path, card: ImageCard, device: str | torch.device = "cpu"
@@ -90,10 +110,13 @@ def load_image_classifier(
     """The image model of directory ``path`` (its card read as ``card``)."""
     pre = card.preprocessing
     shape = (pre.channels, pre.size, pre.size)
-    try:
-        normalization = Normalization(tuple(pre.mean), tuple(pre.std))
-        labels = checked_labels(card.labels, card.model["num_classes"], path)
-    except (KeyError, TypeError) as error:
-        raise ValueError(f"{path}/config.json: incomplete or damaged ({error})") from None
-    model = load_weights(lambda: build_image_model(card.architecture, card.model, shape), path)
+    normalization = Normalization(tuple(pre.mean), tuple(pre.std))
+    labels = checked_labels(card.labels, card.model.num_classes, path)
+    model, digest = load_weights(
+        lambda: build_image_model(card.architecture, card.model.options, shape),
+        path,
+        card.weights_sha256,
+        lazy=True,
+    )
+    card = replace(card, weights_sha256=digest)
     return ImageClassifier(model.to(device), labels, normalization, pre.channels, pre.size, card)

@@ -7,6 +7,7 @@ into normalised float batches for the trainer, with optional augmentation
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from dataclasses import dataclass
@@ -53,6 +54,13 @@ class ImageSet:
 
     def subset(self, indices: list[int]) -> ImageSet:
         return ImageSet(self.images[indices], self.targets[indices], self.labels, self.source)
+
+    def fingerprint(self) -> str:
+        """sha256 of the images, their classes and the label names: identifies the data."""
+        digest = hashlib.sha256(self.images.contiguous().numpy().tobytes())
+        digest.update(self.targets.numpy().tobytes())
+        digest.update("\n".join(self.labels).encode())
+        return digest.hexdigest()
 
     @property
     def channels(self) -> int:

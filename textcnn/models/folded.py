@@ -17,7 +17,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .textcnn import TextCNN
+from .textcnn import TextCNN, real_tokens, valid_windows
+
+ROWWISE_ELEMENTS = 1 << 22  # products held at once by rowwise_linear (16 MB of floats)
+
+
+def rowwise_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``x @ weight.T + bias`` as one dot product per row, summed in the same order whatever
+    the batch: a matrix multiply picks its blocking by the batch's size, which moved scores
+    by up to 4e-6 with the texts a text was batched with. Cut into row chunks, so that the
+    products never exceed :data:`ROWWISE_ELEMENTS` however many classes there are."""
+    rows = max(1, ROWWISE_ELEMENTS // max(1, weight.numel()))
+    out = [(part[:, None, :] * weight).sum(-1) + bias for part in x.split(rows)]
+    return torch.cat(out) if out else x.new_empty(0, weight.shape[0])
 
 
 def table_bytes(model: TextCNN, dtype: torch.dtype = torch.float32) -> int:
@@ -51,8 +63,14 @@ class FoldedTextCNN(nn.Module):
                 blocks = []
                 for j in range(branch.width):
                     blocks += [embeddings @ weight[:, :, j].T, zeros]
-                blocks.append(torch.full_like(zeros, float("-inf")))
-                tables.append(torch.cat(blocks).to(dtype).contiguous())
+                table = torch.cat(blocks).to(dtype)
+                if not table.isfinite().all():  # float16 tables overflow first
+                    raise ValueError(
+                        "the weights are too large for n-gram tables (they overflow "
+                        f"{dtype}): the model was damaged, or use inference='conv'"
+                    )
+                blocks = [table, torch.full_like(zeros, float("-inf")).to(dtype)]
+                tables.append(torch.cat(blocks).contiguous())
                 biases.append(
                     conv.bias if conv.bias is not None else torch.zeros_like(weight[:, 0, 0])
                 )
@@ -70,23 +88,14 @@ class FoldedTextCNN(nn.Module):
         offsets = (outside + 1) * torch.arange(k, device=token_ids.device)
         rows = padded.unfold(1, k, 1) + offsets  # N x windows x k, one pass
         windows = rows.shape[1]
-        # wide: window p covers tokens p-k+1 .. p; narrow: a short text keeps one window
-        valid = lengths + k - 1 if cfg.wide else (lengths - k + 1).clamp(min=1)
+        valid = valid_windows(lengths, k, cfg.wide)
         past = torch.arange(windows, device=token_ids.device)[None, :] >= valid[:, None]
         rows[..., 0].masked_fill_(past, table.shape[0] - 1)  # the -inf row
         values = F.embedding_bag(rows.view(-1, k), table, mode="sum")  # N*windows x F
         return values.view(len(token_ids), windows, -1)
 
-    def _prepare(self, token_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        cfg = self.config
-        lengths = (token_ids != cfg.padding_idx).sum(dim=1)
-        shortfall = max(cfg.kernel_sizes) - token_ids.shape[1]
-        if shortfall > 0 and not cfg.wide:  # as TextCNN: every width needs a window
-            token_ids = F.pad(token_ids, (0, shortfall), value=cfg.padding_idx)
-        return token_ids, lengths
-
     def forward_features(self, token_ids: torch.Tensor) -> torch.Tensor:
-        token_ids, lengths = self._prepare(token_ids)
+        token_ids, lengths = real_tokens(token_ids, self.config)
         pooled = [
             self._windows(token_ids, lengths, k, table).amax(dim=1)  # N x F
             for k, table in zip(self.config.kernel_sizes, self.tables, strict=True)
@@ -96,14 +105,16 @@ class FoldedTextCNN(nn.Module):
         return features  # N x (F * widths)
 
     def forward(self, token_ids: torch.Tensor) -> torch.Tensor:
-        logits = self.classifier(self.forward_features(token_ids))  # N x num_classes
+        """N x num_classes logits; a text's do not depend on the texts batched with it."""
+        features = self.forward_features(token_ids)
+        logits = rowwise_linear(features, self.classifier.weight, self.classifier.bias)
         return self.with_ngrams(logits, token_ids)
 
     @torch.no_grad()
     def ngram_evidence(self, token_ids: torch.Tensor):
         """As :meth:`TextCNN.ngram_evidence`: contributions N x C x F', first and last token
         of each filter's winning window N x F'."""
-        token_ids, lengths = self._prepare(token_ids)
+        token_ids, lengths = real_tokens(token_ids, self.config)
         values, firsts, lasts = [], [], []
         top = (lengths[:, None] - 1).clamp(min=0)
         for k, table in zip(self.config.kernel_sizes, self.tables, strict=True):

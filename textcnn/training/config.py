@@ -1,25 +1,30 @@
-"""Training settings: one dataclass per concern, filled from a TOML file and CLI flags.
+"""Training settings: one root dataclass per task, its sections filled from a TOML file and
+options by one generic loader (:func:`load_config`) that walks the dataclass fields.
 
-A TOML file has the sections ``[data]``, ``[tokenizer]``, ``[vectors]``,
-``[model]``, ``[distill]``, ``[image]`` and ``[training]``; an override names ``section.key``
-(``--set model.num_filters=200``) or a bare key that one section of the task has
-(``--set num_filters=200``). Each task uses its own sections (:data:`TASK_SECTIONS`):
-a setting of the other task's is an error, not silently ignored.
-``task = "image"`` trains an image architecture instead of the text CNN, with
-training defaults of its own (:data:`IMAGE_TRAINING`).
+A text run (:class:`TextTrainConfig`) has the sections ``[data]``, ``[tokenizer]``,
+``[vectors]``, ``[model]``, ``[distill]`` and ``[training]``; an image run
+(:class:`ImageTrainConfig`) ``[data]``, ``[image]`` and ``[training]`` (with training
+defaults of its own). An override names ``section.key`` (``model.num_filters``) or a bare
+key that one section of the task has (``num_filters``); a key that does not exist, belongs
+to the other task, or is taken from the data, is an error that names it. Values are checked
+against the fields' types (:mod:`textcnn.typed`). Nothing is read from the environment.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
+import json
 import logging
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar, Literal
 
 from ..models import TextCNNConfig
 from ..text.minilm import WHEEL as MINILM_WHEEL
 from ..text.tokenizer import TokenizerConfig
+from ..typed import FieldError, build, convert, hints, settable, to_dict
 from .distill import DistillConfig
 from .trainer import FitSettings
 
@@ -77,6 +82,10 @@ class DataConfig:
     dev_fraction: float = 0.1  # stratified share of the training data held out for dev
     output: str | None = None  # run folder (model-best/, model-last/, ...); None: runs/<data name>
 
+    def __post_init__(self) -> None:
+        if not 0 < self.dev_fraction < 1:
+            raise ValueError(f"dev_fraction must be between 0 and 1, got {self.dev_fraction}")
+
     def run_folder(self) -> Path:
         """``output``, or ``runs/`` plus the name of the data (``runs/tweets``, ``runs/train``)."""
         return Path(self.output) if self.output else Path("runs") / Path(self.data.rstrip("/")).stem
@@ -88,7 +97,7 @@ class VectorsConfig:
     # glove-6b-50d | minilm-wordpiece (see text/shipped_vectors.py)
     vectors: str | None = None
     vectors_format: str = "auto"  # auto | word2vec-binary | word2vec-text | glove | fasttext-vec
-    train_vectors: str | None = None  # word2vec | fasttext: train vectors on the corpus first
+    train_vectors: Literal["word2vec", "fasttext"] | None = None  # train vectors on the corpus
     vector_epochs: int = 5  # gensim training epochs
 
 
@@ -97,166 +106,213 @@ class ImageSettings:
     arch: str = "lenet5"  # a registered image model (`textcnn models`)
     arch_options: dict = field(default_factory=dict)  # its settings, e.g. {"pool_mode": "avg"}
     image_size: int | None = None  # resize to this side; None: the data's own (Fashion-MNIST: 28)
-    channels: int | None = None  # 1 grey | 3 RGB; None: 1 for Fashion-MNIST, 3 for folders
+    channels: Literal[1, 3] | None = None  # 1 grey | 3 RGB; None: 1 for Fashion-MNIST, else 3
     augment: bool = False  # random crop after crop_padding pixels of padding, plus flip
     crop_padding: int = 2
     flip: bool = True  # horizontal flips when augmenting
     fashion_mnist_dir: str | None = None  # idx files; None: $TEXTCNN_FASHION_MNIST_DIR or Debian's
 
 
-#: Training defaults of ``task = "image"``: SGD with Nesterov momentum, cosine decay, weight decay.
-IMAGE_TRAINING = {
-    "optimizer": "sgd",
-    "lr": 0.05,
-    "schedule": "cosine",
-    "weight_decay": 5e-4,
-    "max_norm": 0.0,
-    "batch_size": 128,
-    "epochs": 15,
-    "patience": 0,
-}
-
-
-# What applies to each task: a setting of another task's section is an error, not ignored.
-TASK_SECTIONS = {
-    "text": ("data", "tokenizer", "vectors", "model", "distill", "training"),
-    "image": ("data", "image", "training"),
-}
-TASK_TOP_LEVEL = {"text": ("class_weights", "recipe", "task"), "image": ("task",)}
-# Model settings that training takes from the data, never from the user.
-FROM_DATA = {
-    "vocab_size": "the tokenizer",
-    "num_classes": "the labels",
-    "padding_idx": "the tokenizer",
-    "ngram_weight": "the dev split",
-}
-
-
 @dataclass
-class TrainConfig:
+class TextTrainConfig:
+    """Everything a text run is given."""
+
+    task: ClassVar[str] = "text"
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     vectors: VectorsConfig = field(default_factory=VectorsConfig)
     model: TextCNNConfig = field(default_factory=TextCNNConfig)  # the network's own config
     distill: DistillConfig = field(default_factory=DistillConfig)
-    image: ImageSettings = field(default_factory=ImageSettings)
     training: FitSettings = field(default_factory=FitSettings)
-    class_weights: str = "none"  # none | balanced: weigh the loss by inverse class frequency
-    recipe: str = "rand"  # text: the RECIPES entry under the settings ("default" when loaded)
-    task: str = "text"  # text | image
+    class_weights: Literal["none", "balanced"] = "none"  # balanced: by inverse class frequency
+    recipe: str = "rand"  # the RECIPES entry under the settings
 
-    SECTIONS = ("data", "tokenizer", "vectors", "model", "distill", "image", "training")
-    TOP_LEVEL = ("class_weights", "recipe", "task")
 
-    @classmethod
-    def load(cls, path: str | Path | None = None, overrides: dict | None = None) -> TrainConfig:
-        """Defaults, then the TOML file, then ``overrides`` (e.g. from CLI flags and --set).
+def _image_training() -> FitSettings:
+    """Image defaults: SGD with Nesterov momentum, cosine decay, weight decay, no max-norm."""
+    return FitSettings(
+        optimizer="sgd",
+        lr=0.05,
+        schedule="cosine",
+        weight_decay=5e-4,
+        max_norm=0.0,
+        batch_size=128,
+        epochs=15,
+        patience=0,
+    )
 
-        An override is ``section.key`` (``training.epochs``) or a bare key that names one
-        setting (``epochs``). A key that does not exist, or belongs to a section the task
-        does not use (``image.augment`` on a text run), is a ``ValueError`` naming it."""
-        raw: dict = {}
-        if path is not None:
-            try:
-                with Path(path).open("rb") as handle:
-                    raw = tomllib.load(handle)
-            except FileNotFoundError:
-                raise ValueError(f"{path}: no such config file") from None
-            except tomllib.TOMLDecodeError as error:
-                raise ValueError(f"{path}: not valid TOML ({error})") from None
-        overrides = dict(overrides or {})
-        task = overrides.get("task", raw.get("task"))
-        if task is None:  # an architecture to train implies an image run
-            arch_given = {"arch", "image.arch"} & set(overrides) or "arch" in raw.get("image", {})
-            task = "image" if arch_given else "text"
-        if task not in TASK_SECTIONS:
-            raise ValueError(f"task must be text or image, got {task!r}")
-        sections: dict[str, dict] = {name: {} for name in cls.SECTIONS}
-        top: dict = {}
-        recipe = overrides.pop("recipe", raw.pop("recipe", "default"))
-        if task == "text":
-            if recipe == "default":
-                recipe = default_recipe()
-            if recipe not in RECIPES:
-                raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
-            for key, value in RECIPES[recipe].items():
-                cls._place(key, value, task, sections, top)
-        elif recipe != "default":
-            raise ValueError("setting 'recipe' is for text models, not image ones")
-        for key, value in raw.items():
-            if key in sections and isinstance(value, dict):
-                for name, item in value.items():
-                    cls._place(f"{key}.{name}", item, task, sections, top)
-            else:
-                cls._place(key, value, task, sections, top)
-        for key, value in overrides.items():
-            cls._place(key, value, task, sections, top)
-        config = cls()
-        config.task = task
-        if task == "image":
-            sections["training"] = {**IMAGE_TRAINING, **sections["training"]}
-            sections["data"].setdefault("data", "fashion-mnist")
-            if str(sections["data"]["data"]).startswith("fashion-mnist"):  # its own test split
-                sections["data"].setdefault("test", "fashion-mnist:test")
-        for name in cls.SECTIONS:
-            setattr(config, name, cls._section_type(name)(**sections[name]))
-        config.class_weights = top.get("class_weights", "none")
-        config.recipe = recipe if task == "text" else "rand"
-        if config.class_weights not in ("none", "balanced"):
-            raise ValueError(
-                f"class_weights must be none or balanced, got {config.class_weights!r}"
-            )
-        return config
 
-    @classmethod
-    def _place(cls, key: str, value, task: str, sections: dict, top: dict) -> None:
-        """Put one setting where it belongs, or say why it cannot be set."""
-        other = "image" if task == "text" else "text"
+@dataclass
+class ImageTrainConfig:
+    """Everything an image run is given."""
+
+    task: ClassVar[str] = "image"
+    data: DataConfig = field(default_factory=lambda: DataConfig(data="fashion-mnist"))
+    image: ImageSettings = field(default_factory=ImageSettings)
+    training: FitSettings = field(default_factory=_image_training)
+
+
+TrainConfig = TextTrainConfig | ImageTrainConfig
+ROOTS: dict[str, type[TrainConfig]] = {"text": TextTrainConfig, "image": ImageTrainConfig}
+
+
+def sections(root: type) -> list[str]:
+    return [name for name, kind in hints(root).items() if dataclasses.is_dataclass(kind)]
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None) -> TrainConfig:
+    """Defaults, then the recipe (text), then the TOML file, then ``overrides`` (from the
+    options: ``section.key`` or a bare key, see the module's docstring)."""
+    raw = _read_toml(path) if path is not None else {}
+    overrides = dict(overrides or {})
+    task = overrides.pop("task", raw.pop("task", None))
+    if task is None:  # an architecture to train implies an image run
+        arch = {"arch", "image.arch"} & set(overrides) or "arch" in raw.get("image", {})
+        task = "image" if arch else "text"
+    if task not in ROOTS:
+        raise ValueError(f"task must be text or image, got {task!r}")
+    root = ROOTS[task]
+    given: dict[str, dict] = {name: {} for name in sections(root)}
+    recipe = overrides.pop("recipe", raw.pop("recipe", "default"))
+    if root is TextTrainConfig:
+        recipe = default_recipe() if recipe == "default" else recipe
+        if recipe not in RECIPES:
+            raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+        for key, value in {**RECIPES[recipe], "recipe": recipe}.items():
+            _place(root, key, value, given)
+    elif recipe != "default":
+        raise ValueError("setting 'recipe' is for text models, not image ones")
+    for key, value in raw.items():
+        if key in given and isinstance(value, dict):
+            for name, item in value.items():
+                _place(root, f"{key}.{name}", item, given)
+        else:
+            _place(root, key, value, given)
+    for key, value in overrides.items():
+        _place(root, key, value, given)
+    config = _built(root, given)
+    data = config.data
+    if root is ImageTrainConfig and data.data.startswith("fashion-mnist") and data.test is None:
+        config.data = dataclasses.replace(data, test="fashion-mnist:test")  # its own test split
+    return config
+
+
+def _read_toml(path: str | Path) -> dict:
+    try:
+        with Path(path).open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such config file") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{path}: not valid TOML ({error})") from None
+
+
+def _keys(root: type) -> dict[str, str]:
+    """Every settable key of ``root``: ``section.name`` -> section ("" for a top-level one)."""
+    keys = {}
+    for name, kind in hints(root).items():
+        if dataclasses.is_dataclass(kind):
+            keys.update({f"{name}.{n}": name for n in settable(kind)})
+        elif name not in ("task",):
+            keys[name] = ""
+    return keys
+
+
+def _place(root: type, key: str, value, given: dict) -> None:
+    """Put one setting where it belongs in ``given``, or say why it cannot be set."""
+    ours = _keys(root)
+    other = next(r for r in ROOTS.values() if r is not root)
+    if "." not in key and key not in ours:  # a bare key: the section of the task that has it
+        having = [k for k in ours if k.endswith(f".{key}")]
+        key = having[0] if having else key
+    if key not in ours:
         section, _, name = key.rpartition(".")
-        if not section and key in cls.TOP_LEVEL:
-            if key not in TASK_TOP_LEVEL[task]:
-                raise ValueError(f"setting {key!r} is for {other} models, not {task} ones")
-            top[key] = value
-            return
-        if not section:  # a bare key: the section of the task that has it
-            having = [s for s in cls.SECTIONS if name in cls._names(s)]
-            ours = [s for s in having if s in TASK_SECTIONS[task]]
-            section = (ours or having or [""])[0]
-        if section == "model" and name in FROM_DATA:
-            raise ValueError(f"setting model.{name} is taken from {FROM_DATA[name]}, not set")
-        if section in cls.SECTIONS and name in cls._names(section):
-            if section not in TASK_SECTIONS[task]:
-                raise ValueError(f"setting {section}.{name} is for {other} models, not {task} ones")
-            sections[section][name] = value
-            return
-        valid = [f"{s}.{n}" for s in TASK_SECTIONS[task] for n in sorted(cls._names(s))]
+        derived = dataclasses.is_dataclass(hints(root).get(section)) and name in {
+            f.name for f in dataclasses.fields(hints(root)[section])
+        }
+        if derived:  # a field of ours that the data sets
+            kind = hints(root)[section]
+            source = next(f.metadata["derived"] for f in dataclasses.fields(kind) if f.name == name)
+            raise ValueError(f"setting {section}.{name} is taken from {source}, not set")
+        theirs = _keys(other)
+        full = next((k for k in theirs if k == key or k.endswith(f".{key}")), None)
+        if full is not None:
+            shown = full if theirs[full] else repr(full)
+            raise ValueError(f"setting {shown} is for {other.task} models, not {root.task} ones")
         raise ValueError(
-            f"unknown setting {key!r}; the {task} settings are: "
-            f"{', '.join([*valid, *TASK_TOP_LEVEL[task]])}"
+            f"unknown setting {key!r}; the {root.task} settings are: {', '.join(ours)}"
         )
+    section = ours[key]
+    if section:
+        given[section][key.split(".", 1)[1]] = value
+    else:
+        given[key] = value
 
-    @classmethod
-    def _names(cls, section: str) -> set[str]:
-        names = {f.name for f in fields(cls._section_type(section))}
-        return names - set(FROM_DATA) if section == "model" else names
 
-    @classmethod
-    def _section_type(cls, name: str) -> type:
-        return {
-            "data": DataConfig,
-            "tokenizer": TokenizerConfig,
-            "vectors": VectorsConfig,
-            "model": TextCNNConfig,
-            "distill": DistillConfig,
-            "image": ImageSettings,
-            "training": FitSettings,
-        }[name]
+def _built(root: type, given: dict) -> TrainConfig:
+    defaults = root()
+    values = {}
+    for name, kind in hints(root).items():
+        if name == "task":
+            continue
+        if dataclasses.is_dataclass(kind):
+            merged = {**to_dict(getattr(defaults, name)), **given.get(name, {})}
+            values[name] = build(kind, merged, name)
+        elif name in given:
+            values[name] = convert(given[name], kind, name)
+    try:
+        return root(**values)
+    except FieldError as error:
+        raise ValueError(str(error)) from None
 
-    def to_dict(self) -> dict:
-        """The sections that apply to the task, and the top-level settings."""
-        sections = {name: asdict(getattr(self, name)) for name in TASK_SECTIONS[self.task]}
-        if "model" in sections:
-            sections["model"] = {
-                k: v for k, v in self.model.to_dict().items() if k not in FROM_DATA
-            }
-        return sections | {key: getattr(self, key) for key in TASK_TOP_LEVEL[self.task]}
+
+def run_settings(config: TrainConfig) -> dict:
+    """What a model card records as ``settings``: every section but those the card holds in
+    typed fields of its own (the network's and the tokenizer's), and the top-level ones."""
+    out = to_dict(config)
+    for recorded in ("model", "tokenizer"):
+        out.pop(recorded, None)
+    return out
+
+
+def parse_value(text: str):
+    """An option's value: JSON when it parses (2, true, [3,4], null), else the text."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+ALIASES = {"tokenizer": "tokenizer.kind"}  # --tokenizer bpe
+
+
+def parse_overrides(args: list[str]) -> dict:
+    """``--key value``, ``--key=value``, ``--flag``, ``--no-flag`` and ``--set KEY=VALUE``
+    as settings (dashes in keys become underscores); ``--arch-option K=V`` sets one
+    architecture option."""
+    settings: dict = {}
+    arch_options: dict = {}
+    rest = list(args)
+    while rest:
+        arg = rest.pop(0)
+        if not arg.startswith("--") or len(arg) == 2:
+            raise ValueError(f"unexpected argument {arg!r}; settings go as --KEY VALUE")
+        key, sep, value = arg[2:].partition("=")
+        if not sep:
+            if rest and not rest[0].startswith("--"):
+                value = rest.pop(0)
+            elif key.startswith("no-"):
+                key, value = key[3:], "false"
+            else:
+                value = "true"
+        key = key.replace("-", "_")
+        if key in ("set", "arch_option"):
+            name, sep, item = value.partition("=")
+            if not sep or not name:
+                raise ValueError(f"--{key.replace('_', '-')} {value!r} is not KEY=VALUE")
+            (settings if key == "set" else arch_options)[name] = parse_value(item)
+            continue
+        settings[ALIASES.get(key, key)] = parse_value(value)
+    if arch_options:
+        settings["arch_options"] = arch_options
+    return settings

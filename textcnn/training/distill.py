@@ -8,7 +8,6 @@ The served model stays the CNN at its own speed; the teacher is needed only to t
 
 from __future__ import annotations
 
-import copy
 import logging
 import random
 import time
@@ -19,8 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from ..artifacts import read_json, write_json
-from ..text.minilm import LICENCE, MASK, MiniLM, warmup_linear
-from .trainer import epoch_batches
+from ..text.minilm import LICENCE, MASK, MiniLM, TeacherBatches
+from .trainer import FitSettings, Trainer
 
 log = logging.getLogger(__name__)
 TEACHERS = ("minilm",)
@@ -97,28 +96,6 @@ def augment(
     return out
 
 
-def distillation_loss(
-    logits: torch.Tensor,
-    targets: torch.Tensor,
-    class_weights: torch.Tensor | None = None,
-    hard_weight: float = 0.5,
-) -> torch.Tensor:
-    """Per example: ``hard_weight`` x cross-entropy with the gold label (where there is one)
-    plus the rest x the mean squared error to the teacher's logits (Tang et al.).
-
-    ``targets`` is N x (classes + 1): the teacher's logits, then the gold class index, or -1
-    for a text without one (an augmented or unlabeled text), which takes the soft part only.
-    """
-    teacher, gold = targets[:, :-1], targets[:, -1].long()
-    soft = (logits.float() - teacher).pow(2).mean(-1)
-    labelled = gold >= 0
-    hard = F.cross_entropy(
-        logits.float(), gold.clamp(min=0), weight=class_weights, reduction="none"
-    )
-    mixed = hard_weight * hard + (1 - hard_weight) * soft
-    return torch.where(labelled, mixed, soft)
-
-
 @torch.no_grad()
 def embedding_neighbours(teacher: MiniLM, words: set[str], k: int) -> dict[str, list[str]]:
     """The ``k`` nearest whole words (cosine, in the teacher's input embeddings) of each of
@@ -140,55 +117,24 @@ def embedding_neighbours(teacher: MiniLM, words: set[str], k: int) -> dict[str, 
     return out
 
 
-class TextsAndTargets:
-    """Texts with class targets, batched by :func:`epoch_batches` (similar lengths together)."""
-
-    def __init__(self, texts: list[str], targets: torch.Tensor) -> None:
-        self.texts, self.targets = texts, targets
-        self.lengths = [len(t) for t in texts]
-
-    def __len__(self) -> int:
-        return len(self.texts)
-
-
-def fine_tune(
-    teacher: MiniLM,
-    train: tuple[list[str], torch.Tensor],
-    dev: tuple[list[str], torch.Tensor],
-    config: DistillConfig,
-    seed: int,
-) -> float:
-    """Fine-tune ``teacher`` on ``train`` (texts, class indices); keep the epoch with the best
-    dev accuracy; return it."""
-    torch.manual_seed(seed)
-    model = teacher.model
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.teacher_lr, weight_decay=0.01)
-    data = TextsAndTargets(*train)
-    steps_per_epoch = -(-len(data) // config.teacher_batch_size)
-    total = steps_per_epoch * config.teacher_epochs
-    best, best_state, step = -1.0, None, 0
-    for epoch in range(1, config.teacher_epochs + 1):
-        model.train()
-        generator = torch.Generator().manual_seed(seed * 7919 + epoch)
-        started = time.perf_counter()
-        for indices in epoch_batches(data, config.teacher_batch_size, generator):
-            for group in optimizer.param_groups:
-                group["lr"] = config.teacher_lr * warmup_linear(step, total)
-            ids = teacher.encode([data.texts[i] for i in indices])
-            loss = F.cross_entropy(model(ids), data.targets[indices].to(ids.device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            step += 1
-        accuracy = (teacher.logits(dev[0]).argmax(1) == dev[1]).float().mean().item()
-        log.info(
-            "teacher epoch %d: dev acc %.4f (%.0fs)", epoch, accuracy, time.perf_counter() - started
-        )
-        if accuracy > best:
-            best, best_state = accuracy, copy.deepcopy(model.state_dict())
-    model.load_state_dict(best_state)
-    return best
+def fine_tune_settings(config: DistillConfig, seed: int, device: str) -> FitSettings:
+    """How the shared loop fine-tunes the teacher: AdamW with weight decay 0.01, a linear
+    warm-up over 10% of the steps then linear decay, gradients clipped to norm 1 (BERT's
+    recipe), the best dev epoch kept."""
+    return FitSettings(
+        epochs=config.teacher_epochs,
+        batch_size=config.teacher_batch_size,
+        optimizer="adamw",
+        lr=config.teacher_lr,
+        schedule="linear",
+        warmup=0.1,
+        clip_norm=1.0,
+        weight_decay=0.01,
+        max_norm=0.0,
+        patience=0,
+        device=device,
+        seed=seed,
+    )
 
 
 @dataclass
@@ -209,15 +155,26 @@ def distilled_set(
     test: tuple[list[str], torch.Tensor] | None,
     unlabeled: list[str],
     seed: int,
+    workdir: Path,
+    resume: bool = False,
     device: torch.device | str = "cpu",
 ) -> Distilled:
-    """Fine-tune the teacher (on ``device``), then label the training texts, their augmented
-    copies and the unlabeled texts with its logits."""
+    """Fine-tune the teacher (on ``device``, checkpointed in ``workdir``: ``resume``
+    continues it), then label the training texts, their augmented copies and the
+    unlabeled texts with its logits."""
     started = time.perf_counter()
+    torch.manual_seed(seed)  # the classifier head's initial weights
     teacher = MiniLM(labels, config.teacher_max_length, device)
     words = {w for text in train[0] for w in text.split()}
     neighbours = embedding_neighbours(teacher, words, config.neighbours) if config.swap_prob else {}
-    dev_accuracy = fine_tune(teacher, train, dev, config, seed)
+    trainer = Trainer(teacher.model, fine_tune_settings(config, seed, str(device)), workdir)
+    fitted = trainer.fit(
+        TeacherBatches(teacher, *train),
+        TeacherBatches(teacher, *dev),
+        resume=resume and (workdir / "checkpoint").is_dir(),
+    )
+    teacher.model.load_state_dict(fitted.best_state)
+    dev_accuracy = fitted.best_dev_score
     extra = augment(train[0], config, seed, neighbours) + [t for t in unlabeled if t.strip()]
     log.info("teacher: labelling %d training and %d extra texts", len(train[0]), len(extra))
     texts = train[0] + extra

@@ -24,6 +24,19 @@ class World:
     rank: int = 0
     size: int = 1
 
+    @classmethod
+    def from_env(cls) -> World:
+        """What torchrun set for this process (``RANK``, ``WORLD_SIZE``); one process when
+        it set nothing. The one place that reads them."""
+        if "WORLD_SIZE" not in os.environ:
+            return cls()
+        return cls(int(os.environ.get("RANK", "0")), int(os.environ["WORLD_SIZE"]))
+
+    @property
+    def under_torchrun(self) -> bool:
+        """Started by torchrun (as one process of ``size``, one included)."""
+        return "WORLD_SIZE" in os.environ
+
     @property
     def is_main(self) -> bool:
         """Rank 0: the one that logs and writes checkpoints and model directories."""
@@ -41,6 +54,14 @@ class World:
         dist.all_reduce(total)
         return total.tolist()
 
+    def sum_tensor(self, values: torch.Tensor) -> torch.Tensor:
+        """A float64 tensor summed over the ranks (the same result on every rank)."""
+        if self.size == 1:
+            return values
+        values = values.clone()
+        dist.all_reduce(values)
+        return values
+
     def barrier(self) -> None:
         if self.size > 1:
             dist.barrier()
@@ -49,16 +70,12 @@ class World:
 ONE_PROCESS = World()
 
 
-def launched_by_torchrun() -> bool:
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
-
-
 def join(device: torch.device, timeout_s: float) -> World:
     """The group torchrun started this process in (joined once), or the single process.
 
     A collective that waits longer than ``timeout_s`` (a rank died or hangs) raises
     instead of hanging."""
-    if not launched_by_torchrun():
+    if World.from_env().size == 1:
         return ONE_PROCESS
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
@@ -68,7 +85,7 @@ def join(device: torch.device, timeout_s: float) -> World:
 
 def local_device(device: torch.device) -> torch.device:
     """Under torchrun, each process of a machine takes its own GPU (``LOCAL_RANK``)."""
-    if device.type == "cuda" and device.index is None and launched_by_torchrun():
+    if device.type == "cuda" and device.index is None and World.from_env().size > 1:
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     return device
 

@@ -11,8 +11,9 @@ import torch
 from ..card import ImageCard, Preprocessing
 from ..images.classifier import ImageClassifier
 from ..images.data import FASHION_MNIST, ImageBatches, ImageSet, Normalization, read_images
-from ..images.models import build_image_model, image_model_config
-from .config import TrainConfig
+from ..images.models import ImageModelConfig, build_image_model, image_model_config
+from ..text.corpora import ReaderOptions
+from .config import ImageTrainConfig, run_settings
 from .task import Fitted, Run, Splits
 from .trainer import Trainer
 
@@ -20,11 +21,9 @@ from .trainer import Trainer
 class ImageTask:
     """Images → a registered image architecture (``image.arch``)."""
 
-    def read(
-        self, config: TrainConfig, spec: str, like: ImageSet | ImageClassifier | None = None
-    ) -> ImageSet:
-        """Training images as the settings say; with ``like`` (the training set or a trained
-        model), images of its channels, size and labels."""
+    def read(self, config: ImageTrainConfig, spec: str, like: ImageSet | None = None) -> ImageSet:
+        """Training images as the settings say; with ``like`` (the training set), images of
+        its channels, size and labels."""
         d, im = config.data, config.image
         if like is None:
             channels = im.channels or (1 if spec.startswith(FASHION_MNIST) else 3)
@@ -34,6 +33,11 @@ class ImageTask:
         return read_images(
             spec, split, channels, size, labels, d.skip_bad_rows, im.fashion_mnist_dir
         )
+
+    def read_for(self, predictor: ImageClassifier, spec: str, options: ReaderOptions) -> ImageSet:
+        """Images of the model's channels, size and labels (Fashion-MNIST: its test split)."""
+        p = predictor
+        return read_images(spec, "test", p.channels, p.size, p.labels, options.skip_bad_rows)
 
     def class_names(self, data: ImageSet) -> list[str]:
         return data.label_names
@@ -54,7 +58,7 @@ class ImageTask:
     def finish(self, workdir: Path) -> None:
         """Nothing beyond the checkpoint."""
 
-    def fit(self, config: TrainConfig, train: ImageSet, dev: ImageSet, run: Run) -> Fitted:
+    def fit(self, config: ImageTrainConfig, train: ImageSet, dev: ImageSet, run: Run) -> Fitted:
         im = config.image
         shape = (train.channels, train.size, train.size)
         model_config = image_model_config(
@@ -69,19 +73,20 @@ class ImageTask:
             ImageBatches(dev, normalization),
             resume=run.resume,
             on_epoch_end=run.on_epoch_end,
+            data=run.data,
         )
         card = ImageCard(
             architecture=im.arch,
             name=run.workdir.name,
             labels=train.labels,
-            model=model_config,
+            model=ImageModelConfig(arch=im.arch, options=model_config),
             preprocessing=Preprocessing(
                 channels=train.channels,
                 size=train.size,
                 mean=list(normalization.mean),
                 std=list(normalization.std),
             ),
-            settings=config.to_dict(),  # everything the run was given
+            settings=run_settings(config),
             data={
                 "train": {"source": train.source, "examples": len(train)},
                 "dev": {"source": dev.source, "examples": len(dev)},

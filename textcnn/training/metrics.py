@@ -8,6 +8,9 @@ import numpy as np
 
 from ..artifacts import atomic_file
 
+MAX_MATRIX_CLASSES = 200  # a confusion matrix is kept up to this many classes (40,000 cells)
+MAX_PICTURED_CLASSES = 50  # and drawn up to this many
+
 
 def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
     """Rows are true classes, columns predicted classes."""
@@ -17,16 +20,19 @@ def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
 
 
 def classification_report(y_true, y_pred, labels: list[str]) -> dict:
-    matrix = confusion_matrix(y_true, y_pred, len(labels))
-    true_positives = np.diag(matrix).astype(float)
-    predicted = matrix.sum(axis=0)
-    actual = matrix.sum(axis=1)
+    """Accuracy, macro-F1, per-class precision/recall/F1/support and, up to
+    :data:`MAX_MATRIX_CLASSES` classes, the confusion matrix (memory grows with its square)."""
+    y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    k = len(labels)
+    true_positives = np.bincount(y_true[y_true == y_pred], minlength=k).astype(float)
+    predicted = np.bincount(y_pred, minlength=k)
+    actual = np.bincount(y_true, minlength=k)
     with np.errstate(divide="ignore", invalid="ignore"):
         precision = np.where(predicted > 0, true_positives / predicted, 0.0)
         recall = np.where(actual > 0, true_positives / actual, 0.0)
         f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
-    total = int(matrix.sum())
-    return {
+    total = len(y_true)
+    report = {
         "examples": total,
         "accuracy": float(true_positives.sum() / total) if total else 0.0,
         "macro_f1": float(f1.mean()),
@@ -40,8 +46,10 @@ def classification_report(y_true, y_pred, labels: list[str]) -> dict:
             for i, label in enumerate(labels)
         },
         "labels": list(labels),
-        "confusion_matrix": matrix.tolist(),
     }
+    if k <= MAX_MATRIX_CLASSES:
+        report["confusion_matrix"] = confusion_matrix(y_true, y_pred, k).tolist()
+    return report
 
 
 def plot_confusion_matrix(report: dict, path: Path, title: str = "") -> None:

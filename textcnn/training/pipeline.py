@@ -16,26 +16,43 @@ from pathlib import Path
 
 import torch
 
-from ..artifacts import WEIGHTS_FILE, atomic_directory, save_tensors, write_json
+from ..artifacts import (
+    CONFUSION_FILE,
+    METRICS_FILE,
+    WEIGHTS_FILE,
+    atomic_directory,
+    file_sha256,
+    save_tensors,
+    write_json,
+)
 from ..card import Card, save_card
+from ..images.classifier import ImageClassifier
 from ..predictor import Predictor
+from ..text.classifier import TextClassifier
+from ..text.corpora import ReaderOptions
 from ..text.splits import stratified_folds, stratified_split
-from .config import TrainConfig
+from .config import ImageTrainConfig, TextTrainConfig, TrainConfig
 from .distributed import World, join, leave
 from .image import ImageTask
-from .metrics import classification_report, plot_confusion_matrix
+from .launch import run_processes
+from .metrics import MAX_PICTURED_CLASSES, classification_report, plot_confusion_matrix
 from .task import Dataset, Run, Splits, Task
 from .text import TextTask
 from .trainer import pick_device, remove_checkpoint
 
 log = logging.getLogger(__name__)
 
+# The task of a run's settings and of a trained predictor.
+TASKS: dict[type, type[Task]] = {
+    TextTrainConfig: TextTask,
+    ImageTrainConfig: ImageTask,
+    TextClassifier: TextTask,
+    ImageClassifier: ImageTask,
+}
 
-TASKS: dict[str, type[Task]] = {"text": TextTask, "image": ImageTask}
 
-
-def task_of(config: TrainConfig) -> Task:
-    return TASKS[config.task]()
+def task_of(config_or_predictor: TrainConfig | Predictor) -> Task:
+    return TASKS[type(config_or_predictor)]()
 
 
 def load_splits(task: Task, config: TrainConfig) -> Splits:
@@ -74,12 +91,54 @@ def evaluate(predictor: Predictor, task: Task, data: Dataset, name: str = "") ->
     return report
 
 
-def evaluate_data(predictor: Predictor, spec: str, settings: dict | None = None) -> dict:
-    """:func:`evaluate` on the labelled data named by ``spec``, read with ``settings`` (data
-    settings such as ``format`` or ``text_field``) to match ``predictor``."""
-    config = TrainConfig.load(overrides={**(settings or {}), "task": predictor.task})
-    task = task_of(config)
-    return evaluate(predictor, task, task.read(config, spec, predictor))
+def evaluate_data(predictor: Predictor, spec: str, options: ReaderOptions | None = None) -> dict:
+    """:func:`evaluate` on the labelled data named by ``spec``, read with ``options`` (the
+    format, the columns) as ``predictor`` needs it."""
+    task = task_of(predictor)
+    return evaluate(predictor, task, task.read_for(predictor, spec, options or ReaderOptions()))
+
+
+def train_model(
+    config: TrainConfig, resume: bool = False, nproc: int = 1, argv: list[str] | None = None
+) -> Path | None:
+    """``textcnn train``: :func:`fit_and_save`, or with ``nproc`` > 1 (and not already under
+    torchrun) the same command (``argv``) in ``nproc`` processes. The model-best directory
+    for the process that reports it (the only one, or rank 0); None for the others. A
+    failed or interrupted run is a ``ValueError`` that says how to resume it."""
+    again = f"textcnn train --output {config.data.run_folder()} --resume"
+    world = World.from_env()
+    if nproc > 1 and not world.under_torchrun:
+        if not run_processes(nproc, without_nproc(argv or [])):
+            raise ValueError(
+                f"a training process failed (see above); the checkpoint keeps every finished "
+                f"epoch: continue with `{again} --nproc {nproc}` (same settings)"
+            )
+        return None  # rank 0 has reported
+    try:
+        model_dir = fit_and_save(config, resume=resume)
+    except KeyboardInterrupt:
+        raise ValueError(f"interrupted; continue with: {again}") from None
+    except RuntimeError as error:  # under torchrun, a collective failed: a rank died or hangs
+        if world.size == 1:
+            raise
+        raise ValueError(
+            f"lost the other training processes ({str(error).splitlines()[0][:200]}); "
+            f"continue with `{again}` and the same number of processes"
+        ) from None
+    return model_dir if world.is_main else None
+
+
+def without_nproc(argv: list[str]) -> list[str]:
+    """The command line again, for each of the processes, less ``--nproc N``."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            out.append(arg)
+    return out
 
 
 def fit_and_save(
@@ -93,7 +152,7 @@ def fit_and_save(
     output = config.data.run_folder()
     splits = load_splits(task, config)
     log.info("data: %s", task.describe(splits))
-    run = Run(output, resume, on_epoch_end, world)
+    run = Run(output, resume, on_epoch_end, world, identity(splits.train, splits.dev))
     fitted = task.fit(config, splits.train, splits.dev, run)
     if not world.is_main:  # rank 0 evaluates and writes; the others are done
         leave()
@@ -131,17 +190,27 @@ def join_world(config: TrainConfig) -> World:
     return world
 
 
+def identity(train: Dataset, dev: Dataset) -> dict:
+    """What identifies a run's data: a resumed run must be given the same."""
+    return {
+        "train": {"source": train.source, "fingerprint": train.fingerprint()},
+        "dev": {"source": dev.source, "fingerprint": dev.fingerprint()},
+    }
+
+
 def write_model_dir(path: Path, predictor, card: Card, metrics: dict, task: Task) -> None:
-    """config.json, model.safetensors, metrics.json, confusion.png and the task's own files,
+    """config.json (with the weights' sha256), model.safetensors, metrics.json,
+    confusion.png (up to :data:`MAX_PICTURED_CLASSES` classes) and the task's own files,
     all at once: a temporary folder, then a rename."""
     with atomic_directory(path) as tmp:
         save_tensors(predictor.model.state_dict(), tmp / WEIGHTS_FILE)
         task.write_files(predictor, tmp)
-        write_json(tmp / "metrics.json", metrics)
+        write_json(tmp / METRICS_FILE, metrics)
         shown = metrics.get("test") or metrics.get("dev")
-        if shown:
-            plot_confusion_matrix(shown, tmp / "confusion.png", f"{path.name} on {shown['data']}")
-        save_card(replace(card, metrics=headline(metrics)), tmp)
+        if shown and len(shown["labels"]) <= MAX_PICTURED_CLASSES:
+            plot_confusion_matrix(shown, tmp / CONFUSION_FILE, f"{path.name} on {shown['data']}")
+        digest = file_sha256(tmp / WEIGHTS_FILE)
+        save_card(replace(card, metrics=headline(metrics), weights_sha256=digest), tmp)
 
 
 def headline(metrics: dict) -> dict:
@@ -173,7 +242,7 @@ def cross_validate(
         rest = data.subset([j for j in range(len(data)) if j not in held])
         train, dev = hold_out_dev(task, rest, config)
         workdir = output / f"fold-{i + 1}"
-        fitted = task.fit(config, train, dev, Run(workdir, world=world))
+        fitted = task.fit(config, train, dev, Run(workdir, world=world, data=identity(train, dev)))
         fitted.predictor.model.load_state_dict(fitted.result.best_state)
         fitted.predictor.model.eval()
         if world.is_main:
@@ -187,7 +256,7 @@ def cross_validate(
             "macro_f1": report["macro_f1"],
             "best_epoch": fitted.result.best_epoch,
             "seconds_per_epoch": statistics.median(seconds) if seconds else 0.0,
-            "teacher": getattr(fitted.card, "teacher", None),
+            "teacher": getattr(fitted.card, "teacher", None),  # text cards have one
         }
         results.append(fold)
         if on_fold_end is not None:
@@ -205,3 +274,19 @@ def cross_validate(
         write_json(output / "cv.json", summary)
     leave()
     return summary
+
+
+def compare_recipes(
+    configs: dict[str, TrainConfig],
+    folds: int,
+    on_fold_end: Callable[[str, int, dict], None] | None = None,
+) -> dict[str, dict]:
+    """:func:`cross_validate` of each recipe's settings on the same folds, each in a folder
+    of its own (``output/<recipe>``); the summaries by recipe."""
+    results = {}
+    for name, config in configs.items():
+        folder = config.data.run_folder() / name
+        config = replace(config, data=replace(config.data, output=str(folder)))
+        report = None if on_fold_end is None else (lambda i, f, name=name: on_fold_end(name, i, f))
+        results[name] = cross_validate(config, folds, report)
+    return results

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -12,6 +12,7 @@ import torch
 
 from ..card import Card
 from ..predictor import Predictor
+from ..text.corpora import ReaderOptions
 from .config import TrainConfig
 from .distributed import ONE_PROCESS, World
 from .trainer import FitResult
@@ -25,6 +26,10 @@ class Dataset(Protocol):
     def __len__(self) -> int: ...
 
     def subset(self, indices: list[int]) -> Dataset: ...
+
+    def fingerprint(self) -> str:
+        """sha256 of the examples and labels, in order."""
+        ...
 
 
 D = TypeVar("D", bound=Dataset)
@@ -40,19 +45,21 @@ class Splits(Generic[D]):
 @dataclass
 class Run:
     """Where and how one fit runs: its folder (checkpoints, metrics.jsonl), whether it
-    continues an interrupted fit there, a callback after every epoch, and its ranks."""
+    continues an interrupted fit there, a callback after every epoch, its ranks, and what
+    identifies its data (a resumed fit must be given the same)."""
 
     workdir: Path
     resume: bool = False
     on_epoch_end: Callable[[dict], None] | None = None
     world: World = ONE_PROCESS  # the ranks of a torchrun job; one process without it
+    data: dict = field(default_factory=dict)  # {"train": fingerprint, "dev": ...}
 
 
 @dataclass
 class Fitted:
     """A trained network, wrapped as its predictor, with the card of its run (no scores yet)."""
 
-    predictor: Any  # a Predictor with a ``model`` attribute: the trained nn.Module
+    predictor: Predictor
     card: Card
     result: FitResult
 
@@ -62,8 +69,10 @@ class Task(Protocol):
 
     def read(self, config: TrainConfig, spec: str, like: Any = None) -> Dataset:
         """The labelled data named by ``spec`` (a file, a folder, a built-in name); with
-        ``like`` (the training data, or a trained predictor), read to match it (its labels,
-        for images its channels and size)."""
+        ``like`` (the training data), read to match it (for images its channels and size)."""
+
+    def read_for(self, predictor: Predictor, spec: str, options: ReaderOptions) -> Dataset:
+        """Labelled data to evaluate ``predictor`` on, read as it needs (no training settings)."""
 
     def class_names(self, data: Dataset) -> list[str]:
         """The label of every example, in order (for stratified splits)."""

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from collections import Counter
 from dataclasses import replace
-from functools import partial
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer
 
+from ..artifacts import TOKENIZER_FILE
 from ..card import TextCard
 from ..models import TextCNN
 from ..text.builtin import BUILTIN_CORPORA, load_builtin
-from ..text.classifier import TOKENIZER_FILE, TextClassifier, pad_batch
+from ..text.classifier import TextClassifier, pad_batch
 from ..text.corpora import Corpus, ReaderOptions, read_corpus
 from ..text.shipped_vectors import SOURCES, shipped_vectors
 from ..text.tokenizer import (
@@ -29,20 +30,17 @@ from ..text.tokenizer import (
     train_tokenizer,
 )
 from ..text.vectors import embedding_matrix, load_vectors, train_vectors
-from .config import TrainConfig
-from .distill import (
-    DISTILLED_FILE,
-    distillation_loss,
-    distilled_set,
-    load_distilled,
-    save_distilled,
-)
+from .config import TextTrainConfig, run_settings
+from .distill import DISTILLED_FILE, distilled_set, load_distilled, save_distilled
 from .distributed import local_device
+from .objectives import Distillation, SingleLabel
 from .task import Fitted, Run, Splits
 from .trainer import Trainer, pick_device
 
 log = logging.getLogger(__name__)
 CHECKPOINT_TOKENIZER = "checkpoint-tokenizer.json"  # the tokenizer of an unfinished run
+TEACHER_DIR = "teacher"  # the teacher's checkpoint while it is fine-tuned
+NGRAM_MB = 2048  # the most the n-gram channel's table may take (megabytes)
 
 
 class TextBatches:
@@ -60,13 +58,16 @@ class TextBatches:
         return pad_batch([self.ids[i] for i in indices]), self.targets[indices]
 
 
-def read_data(config: TrainConfig, path: str) -> Corpus:
+def read_texts(spec: str, options: ReaderOptions) -> Corpus:
     """The corpus of a file or folder, or a built-in corpus name (``tweets``)."""
-    if path in BUILTIN_CORPORA and not Path(path).exists():
-        return load_builtin(path)
+    if spec in BUILTIN_CORPORA and not Path(spec).exists():
+        return load_builtin(spec)
+    return read_corpus(spec, options)
+
+
+def reader_options(config: TextTrainConfig) -> ReaderOptions:
     d = config.data
-    options = ReaderOptions(d.text_field, d.label_field, d.skip_bad_rows, d.format)
-    return read_corpus(path, options)
+    return ReaderOptions(d.text_field, d.label_field, d.skip_bad_rows, d.format)
 
 
 def class_weights(targets: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -75,7 +76,7 @@ def class_weights(targets: torch.Tensor, num_classes: int) -> torch.Tensor:
     return len(targets) / (num_classes * counts)
 
 
-def unlabeled_texts(config: TrainConfig) -> list[str]:
+def unlabeled_texts(config: TextTrainConfig) -> list[str]:
     """The non-blank lines of ``data.unlabeled`` (none without one)."""
     if not config.data.unlabeled:
         return []
@@ -86,7 +87,7 @@ def unlabeled_texts(config: TrainConfig) -> list[str]:
         return [clean_text(line.strip()) for line in handle if line.strip()]
 
 
-def _distilled(config: TrainConfig, labels: list[str], train: Corpus, dev: Corpus, run: Run):
+def _distilled(config: TextTrainConfig, labels: list[str], train: Corpus, dev: Corpus, run: Run):
     """The teacher's soft-labelled training set (see :mod:`.distill`): made by rank 0 and kept
     beside the checkpoint, so that the other ranks and a resumed run use the same one."""
     path = run.workdir / DISTILLED_FILE
@@ -98,7 +99,7 @@ def _distilled(config: TrainConfig, labels: list[str], train: Corpus, dev: Corpu
             texts = [corpus.texts[i] for i in known]
             return texts, torch.tensor([index[corpus.labels[i]] for i in known])
 
-        test = read_data(config, config.data.test) if config.data.test else None
+        test = read_texts(config.data.test, reader_options(config)) if config.data.test else None
         distilled = distilled_set(
             config.distill,
             labels,
@@ -107,6 +108,8 @@ def _distilled(config: TrainConfig, labels: list[str], train: Corpus, dev: Corpu
             pairs(test) if test is not None else None,
             unlabeled_texts(config),
             config.training.seed,
+            run.workdir / TEACHER_DIR,
+            run.resume,
             local_device(pick_device(config.training.device)),
         )
         save_distilled(distilled, path)
@@ -114,7 +117,7 @@ def _distilled(config: TrainConfig, labels: list[str], train: Corpus, dev: Corpu
     return load_distilled(path, wait=not run.world.is_main)
 
 
-def _embeddings(config: TrainConfig, tokenizer: Tokenizer, texts: list[str]):
+def _embeddings(config: TextTrainConfig, tokenizer: Tokenizer, texts: list[str]):
     v = config.vectors
     if v.vectors and v.train_vectors:
         raise ValueError("use either --vectors or --train-vectors, not both")
@@ -146,6 +149,39 @@ def _embeddings(config: TrainConfig, tokenizer: Tokenizer, texts: list[str]):
 def _chunks(ids: list[list[int]], targets: torch.Tensor, size: int = 512):
     for start in range(0, len(ids), size):
         yield pad_batch(ids[start : start + size]), targets[start : start + size]
+
+
+def ngram_buckets(wanted: int, vocab_size: int, classes: int, limit_mb: float = NGRAM_MB) -> int:
+    """The bigram rows the n-gram channel can have: its table takes (vocabulary + rows) x
+    classes floats, twice while it is counted; halved until that fits in ``limit_mb``,
+    0 (no channel) when not even 1,024 rows fit. Said in the log when it is cut."""
+
+    def megabytes(buckets: int) -> float:
+        return 2 * (vocab_size + buckets) * classes * 4 / 2**20
+
+    buckets = wanted
+    while buckets >= 1024 and megabytes(buckets) > limit_mb:
+        buckets //= 2
+    if buckets == wanted:
+        return wanted
+    if buckets < 1024:
+        log.warning(
+            "n-gram channel off: for %d classes its table would take %.0f MB even with 1,024 "
+            "bigram rows, over the %d MB it may use",
+            classes,
+            megabytes(1024),
+            limit_mb,
+        )
+        return 0
+    log.warning(
+        "n-gram channel: %d bigram rows instead of %d, so that its table for %d classes "
+        "fits in %d MB",
+        buckets,
+        wanted,
+        classes,
+        limit_mb,
+    )
+    return buckets
 
 
 @torch.no_grad()
@@ -192,7 +228,7 @@ def fit_ngram_channel(
     return weight
 
 
-def _tokenizer_for_vectors(config: TrainConfig) -> TrainConfig:
+def _tokenizer_for_vectors(config: TextTrainConfig) -> TextTrainConfig:
     """``config`` with the tokenizer a shipped vector source needs (MiniLM's WordPiece)."""
     source = SOURCES.get(config.vectors.vectors)
     if source is None or source.tokenizer in (None, config.tokenizer.kind):
@@ -209,15 +245,18 @@ def _tokenizer_for_vectors(config: TrainConfig) -> TrainConfig:
 class TextTask:
     """Texts → tokenizer (→ word vectors) → :class:`~textcnn.models.TextCNN`."""
 
-    def read(self, config: TrainConfig, spec: str, like=None) -> Corpus:
-        return read_data(config, spec)  # unknown labels are caught by ``examples``
+    def read(self, config: TextTrainConfig, spec: str, like=None) -> Corpus:
+        return read_texts(spec, reader_options(config))  # unknown labels: see ``examples``
+
+    def read_for(self, predictor: TextClassifier, spec: str, options: ReaderOptions) -> Corpus:
+        return read_texts(spec, options)
 
     def class_names(self, data: Corpus) -> list[str]:
         return data.labels
 
     def describe(self, splits: Splits) -> str:
         test = f", {len(splits.test)} test" if splits.test else ""
-        labels = dict(Counter(splits.train.labels))
+        labels = dict(Counter(splits.train.labels).most_common(20))
         return f"{len(splits.train)} train, {len(splits.dev)} dev{test} examples; labels {labels}"
 
     def examples(self, predictor: TextClassifier, data: Corpus) -> tuple[list[str], torch.Tensor]:
@@ -229,8 +268,9 @@ class TextTask:
     def finish(self, workdir: Path) -> None:
         (workdir / CHECKPOINT_TOKENIZER).unlink(missing_ok=True)
         (workdir / DISTILLED_FILE).unlink(missing_ok=True)
+        shutil.rmtree(workdir / TEACHER_DIR, ignore_errors=True)
 
-    def fit(self, config: TrainConfig, train: Corpus, dev: Corpus, run: Run) -> Fitted:
+    def fit(self, config: TextTrainConfig, train: Corpus, dev: Corpus, run: Run) -> Fitted:
         """Tokenizer, vectors and network trained on ``train``, the best epoch picked on ``dev``."""
         labels = sorted(set(train.labels))
         if len(labels) < 2:
@@ -245,19 +285,21 @@ class TextTask:
             vocabulary = train.texts + (unlabeled_texts(config) if distilled else [])
             save_tokenizer(train_tokenizer(vocabulary, config.tokenizer), tokenizer_path)
         run.world.barrier()  # every rank uses rank 0's tokenizer: the same token ids
-        tokenizer = load_tokenizer(tokenizer_path)
+        tokenizer = load_tokenizer(tokenizer_path, config.tokenizer.max_length)
         init = _embeddings(config, tokenizer, train.texts)
         mode = config.model.embedding_mode
         if init is not None and mode == "rand":
             log.warning("word vectors given with embedding mode 'rand': using 'non-static'")
             mode = "non-static"
+        vocab_size = tokenizer.get_vocab_size()
         model_config = replace(
             config.model,
-            vocab_size=tokenizer.get_vocab_size(),
+            vocab_size=vocab_size,
             embed_dim=init.matrix.shape[1] if init is not None else config.model.embed_dim,
             num_classes=len(labels),
             embedding_mode=mode,
             padding_idx=PAD_ID,
+            ngram_buckets=ngram_buckets(config.model.ngram_buckets, vocab_size, len(labels)),
         )
         torch.manual_seed(config.training.seed)
         model = TextCNN(model_config, None if init is None else init.matrix)
@@ -269,16 +311,18 @@ class TextTask:
             if config.class_weights == "balanced"
             else None
         )
-        soft_loss = partial(distillation_loss, hard_weight=config.distill.hard_weight)
-        trainer = Trainer(model, config.training, run.workdir, weights, run.world, soft_loss)
+        objective = (
+            SingleLabel(weights)
+            if distilled is None
+            else Distillation(config.distill.hard_weight, weights)
+        )
+        trainer = Trainer(model, config.training, run.workdir, objective, run.world)
         if distilled is None:
             training = TextBatches(encode(tokenizer, train.texts), train_targets)
         else:  # the teacher's logits and the gold labels, on the training and extra texts
             training = TextBatches(encode(tokenizer, distilled.texts), distilled.targets)
         dev_batches = TextBatches(encode(tokenizer, dev.texts), dev_targets)
-        result = trainer.fit(
-            training, dev_batches, resume=run.resume, on_epoch_end=run.on_epoch_end
-        )
+        result = trainer.fit(training, dev_batches, run.resume, run.on_epoch_end, data=run.data)
         model.to("cpu")
         if model.naive_bayes is not None:  # counted once, for the best and the last weights
             model.load_state_dict(result.best_state)
@@ -291,13 +335,14 @@ class TextTask:
                 best_state=result.best_state | counts,
                 last_state=result.last_state | counts,
             )
+        vector_source = SOURCES.get(config.vectors.vectors)
         card = TextCard(
             architecture="textcnn",
             name=run.workdir.name,
             labels=labels,
             model=model_config,
-            tokenizer=config.tokenizer.to_dict(),
-            settings=config.to_dict(),  # everything the run was given
+            tokenizer=config.tokenizer,
+            settings=run_settings(config),
             data={
                 "train": {
                     "source": train.source,
@@ -307,7 +352,7 @@ class TextTask:
                 "dev": {"source": dev.source, "examples": len(dev)},
             },
             vector_coverage=None if init is None else init.coverage,
-            vector_licence=SOURCES[v].licence if (v := config.vectors.vectors) in SOURCES else None,
+            vector_licence=None if vector_source is None else vector_source.licence,
             teacher=None if distilled is None else distilled.teacher,
         )
         return Fitted(classifier, card, result)

@@ -18,10 +18,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -35,6 +34,7 @@ from ..artifacts import (
 )
 from .averaging import WeightAverage
 from .distributed import ONE_PROCESS, World, local_device
+from .objectives import Objective, SingleLabel
 from .optim import LazyAdadelta
 
 log = logging.getLogger(__name__)
@@ -53,9 +53,6 @@ class Batches(Protocol):
         """(inputs, targets) of the examples at ``indices``, on the CPU."""
         ...
 
-
-# (logits, float targets, class weights) -> the loss of each example
-SoftLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 
 BUCKET_BATCHES = 50  # length bucketing sorts pools of this many batches
 
@@ -84,9 +81,14 @@ def epoch_batches(data: Batches, size: int, generator: torch.Generator) -> list[
 class FitSettings:
     epochs: int = 25  # upper bound; early stopping usually ends sooner
     batch_size: int = 50  # Kim: 50
-    optimizer: str = "adadelta"  # adadelta (Kim: rho 0.95, eps 1e-6) | adamw | sgd (Nesterov 0.9)
+    # adadelta (Kim: rho 0.95, eps 1e-6) | adamw | sgd (Nesterov momentum 0.9)
+    optimizer: Literal["adadelta", "adamw", "sgd"] = "adadelta"
     lr: float | None = None  # default 1.0 for Adadelta, 1e-3 for AdamW, 0.05 for SGD
-    schedule: str = "constant"  # constant | cosine: the learning rate decays to 0 by the last epoch
+    # constant | cosine | linear: after the warm-up, the learning rate stays, or decays to 0
+    # by the last step along a cosine or a line
+    schedule: Literal["constant", "cosine", "linear"] = "constant"
+    warmup: float = 0.0  # share of all steps over which the learning rate rises from 0
+    clip_norm: float = 0.0  # > 0: clip the gradients' global l2 norm to this
     weight_decay: float = 0.0
     # l2 bound on each class's weight vector; 0 disables. Kim's s = 3 bounds weights whose
     # dropout leaves inputs unscaled; PyTorch's dropout scales kept inputs by 1 / (1 - p) = 2
@@ -104,8 +106,10 @@ class FitSettings:
     def __post_init__(self) -> None:
         if self.optimizer not in ("adadelta", "adamw", "sgd"):
             raise ValueError(f"optimizer must be adadelta, adamw or sgd, got {self.optimizer!r}")
-        if self.schedule not in ("constant", "cosine"):
-            raise ValueError(f"schedule must be constant or cosine, got {self.schedule!r}")
+        if self.schedule not in ("constant", "cosine", "linear"):
+            raise ValueError(f"schedule must be constant, cosine or linear, got {self.schedule!r}")
+        if not 0 <= self.warmup < 1 or self.clip_norm < 0:
+            raise ValueError("warmup must be in [0, 1) and clip_norm not negative")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be at least 1")
         if self.max_norm < 0:
@@ -119,13 +123,22 @@ class FitResult:
     best_state: dict[str, torch.Tensor]
     last_state: dict[str, torch.Tensor]
     best_epoch: int
-    best_dev_accuracy: float
+    best_dev_score: float  # the objective's metric (accuracy, macro-F1) at the best epoch
     history: list[dict] = field(default_factory=list)
 
 
-def classes_of(targets: torch.Tensor) -> torch.Tensor:
-    """The class of each target: the index itself, or the teacher's top class (soft targets)."""
-    return targets[:, :-1].argmax(1) if targets.is_floating_point() else targets
+def lr_factor(settings: FitSettings, step: int, total: int) -> float:
+    """The learning rate's factor at ``step`` of ``total``: a linear warm-up over
+    ``warmup`` of the steps, then constant, cosine or linear decay to 0."""
+    ramp = math.ceil(total * settings.warmup)
+    if step < ramp:
+        return (step + 1) / ramp
+    if settings.schedule == "constant":
+        return 1.0
+    done = (step - ramp) / max(1, total - ramp)
+    if settings.schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * done))
+    return max(0.0, 1.0 - done)
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -201,22 +214,23 @@ def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, meta: di
 
 
 class Trainer:
+    """Fits a :class:`~textcnn.models.Classifier` (the text CNN, an image network, the
+    MiniLM teacher) to an :class:`~.objectives.Objective` (cross-entropy by default)."""
+
     def __init__(
         self,
         model: nn.Module,
         settings: FitSettings,
         workdir: Path,
-        class_weights: torch.Tensor | None = None,
+        objective: Objective | None = None,
         world: World = ONE_PROCESS,
-        soft_loss: SoftLoss | None = None,
     ) -> None:
         self.settings = settings
         self.world = world
-        self.soft_loss = soft_loss  # per-example loss of float (soft) targets
+        self.objective = objective or SingleLabel()
         self.device = local_device(pick_device(settings.device))
         self.model = model.to(self.device)
         self.workdir = Path(workdir)
-        self.class_weights = None if class_weights is None else class_weights.to(self.device)
         self.optimizer = make_optimizer(self.model.parameters(), settings)
         # Row-sparse gradients for trained embeddings, on one process; DDP all-reduces dense
         # gradients (LazyAdadelta's dense path is the same update, see optim.py).
@@ -256,45 +270,31 @@ class Trainer:
             return inputs.contiguous(memory_format=torch.channels_last)
         return inputs
 
-    def _loss(
-        self, logits: torch.Tensor, targets: torch.Tensor, denominator: float | None = None
-    ) -> torch.Tensor:
-        """Mean cross-entropy (class-weighted when weights are set); with ``denominator``,
-        the sum divided by it instead (a rank's share of a global batch's mean). Float
-        targets go to ``soft_loss`` (e.g. :func:`.distill.distillation_loss`)."""
-        if targets.is_floating_point():
-            per_example = self.soft_loss(logits, targets, self.class_weights)
-            return per_example.mean() if denominator is None else per_example.sum() / denominator
-        if denominator is None:
-            return F.cross_entropy(logits.float(), targets, weight=self.class_weights)
-        summed = F.cross_entropy(
-            logits.float(), targets, weight=self.class_weights, reduction="sum"
-        )
-        return summed / denominator
+    def _loss(self, logits: torch.Tensor, targets: torch.Tensor, global_batch: int) -> torch.Tensor:
+        """The objective's weighted mean loss. Under DDP a rank's share is the sum divided by
+        (the global batch's total weight / ranks), since DDP divides the summed gradients by
+        the ranks: the averaged gradient is then the global batch's."""
+        losses, weights = self.objective.loss(logits, targets)
+        total = float(len(losses)) if weights is None else weights.sum()
+        if self.world.size > 1:
+            total = (
+                float(global_batch) if weights is None else self.world.sum(float(total))[0]
+            ) / self.world.size
+        return losses.sum() / total
 
     def batch_loss(
-        self, inputs: torch.Tensor, targets: torch.Tensor, denominator: float | None = None
+        self, inputs: torch.Tensor, targets: torch.Tensor, global_batch: int = 0
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(loss, logits) of one batch; in training mode auxiliary classifiers (GoogLeNet) add
-        their losses times the model's ``aux_loss_weight``."""
+        """(loss, logits) of one batch (a rank's share of ``global_batch`` examples); in
+        training mode auxiliary classifiers (GoogLeNet) add their losses times the model's
+        ``aux_loss_weight``."""
         with self._autocast():
             logits, aux = self.network(self._layout(inputs), return_aux=True)
-            loss = self._loss(logits, targets, denominator)
+            loss = self._loss(logits, targets, global_batch)
             weight = getattr(self.model, "aux_loss_weight", 0.0)
             for aux_logits in aux:
-                loss = loss + weight * self._loss(aux_logits, targets, denominator)
+                loss = loss + weight * self._loss(aux_logits, targets, global_batch)
         return loss, logits
-
-    def _denominator(self, indices: list[int], targets: torch.Tensor) -> float | None:
-        """Under DDP, what makes the ranks' averaged gradients those of the global batch's
-        mean loss: (global batch weight) / (ranks), since DDP divides the sum by the ranks."""
-        if self.world.size == 1:
-            return None
-        if self.class_weights is None or targets.is_floating_point():
-            total = float(len(indices))
-        else:
-            (total,) = self.world.sum(float(self.class_weights[targets].sum()))
-        return total / self.world.size
 
     def train_epoch(self, data: Batches, epoch: int) -> dict:
         """One pass over ``data``. Under DDP every rank draws the same batches and takes its
@@ -307,10 +307,11 @@ class Trainer:
         if world.size > 1:
             batches = [b for b in batches if len(b) >= world.size]
             torch.manual_seed((self.settings.seed * 100_003 + epoch) * 1_009 + world.rank)
-        total_loss, correct, seen = 0.0, 0, 0
+        total_loss, tally, seen = 0.0, 0.0, 0
         base_lrs = [
             group.setdefault("initial_lr", group["lr"]) for group in self.optimizer.param_groups
         ]
+        scheduled = self.settings.schedule != "constant" or self.settings.warmup > 0
         bar = tqdm(
             batches,
             desc=f"epoch {epoch}",
@@ -319,48 +320,66 @@ class Trainer:
             leave=False,
         )
         for step, indices in enumerate(bar):
-            if self.settings.schedule == "cosine":
-                done = ((epoch - 1) * len(batches) + step) / (self.settings.epochs * len(batches))
+            if scheduled:
+                factor = lr_factor(
+                    self.settings,
+                    (epoch - 1) * len(batches) + step,
+                    self.settings.epochs * len(batches),
+                )
                 for group, base in zip(self.optimizer.param_groups, base_lrs, strict=True):
-                    group["lr"] = base * 0.5 * (1 + math.cos(math.pi * done))
+                    group["lr"] = base * factor
             inputs, targets = data.batch(world.share(indices))
             inputs, targets = inputs.to(self.device), targets.to(self.device)
-            denominator = self._denominator(indices, targets)
-            loss, logits = self.batch_loss(inputs, targets, denominator)
+            loss, logits = self.batch_loss(inputs, targets, len(indices))
             self.optimizer.zero_grad(set_to_none=True)
             if self.scaler is not None:
                 self.scaler.scale(loss).backward()
+                self.scaler.unscale_(self.optimizer)
+                self._clip()
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
             else:
                 loss.backward()
+                self._clip()
                 self.optimizer.step()
             apply_max_norm(self.classifier, self.settings.max_norm)
             if self.average is not None:
                 self.average.update(self.model)
-            total_loss += loss.item() * (len(targets) if denominator is None else denominator)
-            correct += (logits.argmax(1) == classes_of(targets)).sum().item()
-            seen += len(targets)
-            bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}")
-        total_loss, correct, seen = world.sum(total_loss, correct, seen)
-        return {"train_loss": total_loss / seen, "train_accuracy": correct / seen}
+            total_loss += loss.item() * len(indices) / world.size
+            tally = tally + self.objective.tally(logits.detach(), targets)
+            seen += len(indices) / world.size
+            bar.set_postfix(loss=f"{total_loss / seen:.4f}")
+        metric = self.objective.metric
+        total_loss, seen = world.sum(total_loss, seen)
+        tally = world.sum_tensor(torch.as_tensor(tally, dtype=torch.float64))
+        return {"train_loss": total_loss / seen, f"train_{metric}": self.objective.score(tally)}
+
+    def _clip(self) -> None:
+        if self.settings.clip_norm > 0:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.clip_norm)
 
     @torch.inference_mode()
     def evaluate(self, data: Batches, batch_size: int = 256) -> tuple[float, float]:
-        """(accuracy, mean loss) over ``data`` in eval mode; under DDP each rank scores its
-        share and the counts are summed, so every rank gets the same numbers."""
+        """(the objective's metric, mean loss) over ``data`` in eval mode; under DDP each
+        rank scores its share and the tallies are summed, so every rank gets the same."""
         self.model.eval()
-        total_loss, correct = 0.0, 0
+        total_loss, tally = 0.0, 0.0
         mine = self.world.share(list(range(len(data))))
         for start in range(0, len(mine), batch_size):
             inputs, targets = data.batch(mine[start : start + batch_size])
             targets = targets.to(self.device)
             with self._autocast():
                 logits = self.model(self._layout(inputs.to(self.device)))
-            total_loss += self._loss(logits, targets).item() * len(targets)
-            correct += (logits.argmax(1) == targets).sum().item()
-        total_loss, correct, seen = self.world.sum(total_loss, correct, len(mine))
-        return correct / max(seen, 1), total_loss / max(seen, 1)
+            losses, weights = self.objective.loss(logits, targets)
+            total_loss += (
+                losses.sum().item()
+                if weights is None
+                else (losses.sum() / weights.sum()).item() * len(losses)
+            )
+            tally = tally + self.objective.tally(logits, targets)
+        total_loss, seen = self.world.sum(total_loss, len(mine))
+        tally = self.world.sum_tensor(torch.as_tensor(tally, dtype=torch.float64))
+        return self.objective.score(tally), total_loss / max(seen, 1)
 
     def evaluated_weights(self) -> contextlib.AbstractContextManager:
         """The weights that are evaluated and kept: the moving average when there is one."""
@@ -385,13 +404,20 @@ class Trainer:
                 meta["scaler"] = self.scaler.state_dict()
             write_json(tmp / "state.json", {**state, "optimizer": meta})
 
-    def _load_checkpoint(self) -> tuple[dict, dict[str, torch.Tensor]]:
+    def _load_checkpoint(self, data: dict) -> tuple[dict, dict[str, torch.Tensor]]:
         folder = self.workdir / CHECKPOINT_DIR
         if not (folder / "state.json").is_file():
             raise ValueError(
                 f"{self.workdir}: no checkpoint to resume from; start again without --resume"
             )
         state = read_json(folder / "state.json")
+        if data and state.get("data", data) != data:
+            raise ValueError(
+                f"{self.workdir}: the interrupted run was trained on other data "
+                f"({_sources(state['data'])}, not {_sources(data)}); resume with the data it "
+                "started with, or train on this data with another --output"
+            )
+        state.setdefault("best_dev_score", state.pop("best_dev_accuracy", -1.0))  # before 0.2
         if state.get("average", 0.0) != self.settings.average:
             raise ValueError(
                 f"{self.workdir}: the run was started with average={state.get('average', 0.0)}, "
@@ -418,11 +444,15 @@ class Trainer:
         dev: Batches,
         resume: bool = False,
         on_epoch_end: Callable[[dict], None] | None = None,
+        data: dict | None = None,
     ) -> FitResult:
+        """Train and pick the best epoch on ``dev``. ``data`` identifies the data (sources
+        and fingerprints): kept in the checkpoint, and a resumed run must be given the same."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         s = self.settings
+        data = data or {}
         if resume:
-            state, best = self._load_checkpoint()
+            state, best = self._load_checkpoint(data)
             log.info("resuming after epoch %d", state["epoch"])
         else:
             if (self.workdir / CHECKPOINT_DIR).exists():
@@ -434,28 +464,29 @@ class Trainer:
             state = {
                 "epoch": 0,
                 "best_epoch": 0,
-                "best_dev_accuracy": -1.0,
+                "best_dev_score": -1.0,
                 "stale": 0,
                 "history": [],
+                "data": data,
             }
             best = _cpu_state(self.model)
+        metric = self.objective.metric
         for epoch in range(state["epoch"] + 1, s.epochs + 1):
             if s.patience and state["stale"] >= s.patience:
                 break
             started = time.perf_counter()
             record = {"epoch": epoch, **self.train_epoch(train, epoch)}
             with self.evaluated_weights():
-                dev_accuracy, dev_loss = self.evaluate(dev)
-                improved = dev_accuracy > state["best_dev_accuracy"]
+                dev_score, dev_loss = self.evaluate(dev)
+                improved = dev_score > state["best_dev_score"]
                 if improved:  # copied only when kept
                     best = _cpu_state(self.model)
             record.update(
-                dev_loss=dev_loss,
-                dev_accuracy=dev_accuracy,
+                {"dev_loss": dev_loss, f"dev_{metric}": dev_score},
                 seconds=round(time.perf_counter() - started, 3),
             )
             if improved:
-                state.update(best_epoch=epoch, best_dev_accuracy=dev_accuracy, stale=0)
+                state.update(best_epoch=epoch, best_dev_score=dev_score, stale=0)
             else:
                 state["stale"] += 1
             state["epoch"] = epoch
@@ -464,11 +495,13 @@ class Trainer:
                 self._save_checkpoint(state, best)
                 self._write_metrics(state["history"])
             log.info(
-                "epoch %d: loss %.4f, train acc %.4f, dev acc %.4f (%.1fs)",
+                "epoch %d: loss %.4f, train %s %.4f, dev %s %.4f (%.1fs)",
                 epoch,
                 record["train_loss"],
-                record["train_accuracy"],
-                dev_accuracy,
+                metric,
+                record[f"train_{metric}"],
+                metric,
+                dev_score,
                 record["seconds"],
             )
             if on_epoch_end is not None:
@@ -479,9 +512,13 @@ class Trainer:
             best,
             last,
             state["best_epoch"],
-            state["best_dev_accuracy"],
+            state["best_dev_score"],
             state["history"],
         )
+
+
+def _sources(data: dict) -> str:
+    return ", ".join(f"{split} {item.get('source', '?')}" for split, item in data.items())
 
 
 def remove_checkpoint(workdir: Path) -> None:
