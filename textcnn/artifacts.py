@@ -164,13 +164,14 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_tensors(path: Path) -> dict[str, torch.Tensor]:
-    """Tensors of a safetensors file on the CPU; a damaged file is a ``ValueError``."""
+def load_tensors(path: Path, data: bytes | None = None) -> dict[str, torch.Tensor]:
+    """Tensors of a safetensors file (or of its bytes, ``data``) on the CPU; a damaged file
+    is a ``ValueError``."""
     path = Path(path)
-    if not path.is_file():
+    if data is None and not path.is_file():
         raise ValueError(f"{path}: missing; the model directory is incomplete")
     try:
-        return load_file(str(path), device="cpu")
+        return load_file(str(path), device="cpu") if data is None else load(data)
     except (SafetensorError, OSError, ValueError) as error:
         raise ValueError(
             f"{path}: damaged weights file ({error}); copy the model directory again or retrain"
@@ -202,12 +203,7 @@ def load_weights(
     """
     path = model_file(Path(model_dir), WEIGHTS_FILE)
     data = path.read_bytes()  # read once: hashed, then parsed
-    try:
-        state = load(data)
-    except (SafetensorError, OSError, ValueError) as error:
-        raise ValueError(
-            f"{path}: damaged weights file ({error}); copy the model directory again or retrain"
-        ) from None
+    state = load_tensors(path, data)
     digest = hashlib.sha256(data).hexdigest()
     del data
     if sha256 is not None and digest != sha256:

@@ -3,9 +3,7 @@ prints what it returned (:mod:`textcnn.console`)."""
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -131,9 +129,6 @@ def cv(
     folds: Annotated[int, typer.Option(min=2, help="number of folds")] = 10,
     output: OutputOpt = None,
     config: ConfigOpt = None,
-    epochs: EpochsOpt = None,
-    device: DeviceOpt = None,
-    seed: SeedOpt = None,
     recipes: Annotated[
         str | None, typer.Option(help="compare recipes on the same folds: all, or a,b,...")
     ] = None,
@@ -143,7 +138,7 @@ def cv(
     from .training.pipeline import compare_recipes, cross_validate
 
     setup_logging()
-    flags = dict(data=data, output=output, epochs=epochs, device=device, seed=seed)
+    flags = dict(data=data, output=output)  # --epochs, --seed, ...: settings like any other
     with user_errors():
         if recipes:  # each in a folder of its own, on the same folds
             names = list(RECIPES) if recipes == "all" else recipes.split(",")
@@ -278,28 +273,10 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 1,
 ) -> None:
     """Serve POST /classify (and /health, /ready, /info, /metrics, /docs) with uvicorn."""
-    import uvicorn
-
-    from .card import TextCard, load_card
+    from .serving import run_server
 
     with user_errors():
-        if not isinstance(load_card(model), TextCard):  # a clear message now, not a 503
-            raise ValueError(f"{model}: an image model; `textcnn serve` serves text classifiers")
-    os.environ["TEXTCNN_MODEL_DIR"] = str(model)
-    if workers > 1:  # every worker counts into files here; a scrape adds them up
-        os.environ.setdefault(
-            "PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="textcnn-metrics-")
-        )
-    # By import strings: the library does not import the service package itself.
-    uvicorn.run(
-        "service.main:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        http="service.protocol:GuardedHttpToolsProtocol",
-        log_level="info",
-    )
+        run_server(model, host, port, workers)
 
 
 def main() -> None:

@@ -20,6 +20,15 @@ class FieldError(ValueError):
     """A value that does not fit its field; the message names the field."""
 
 
+# annotation -> (the JSON values it takes, what to call them)
+SCALARS = {
+    bool: (bool, "true or false"),
+    int: (int, "an integer"),
+    float: (int | float, "a number"),
+    str: (str, "a string"),
+}
+
+
 @cache
 def hints(cls: type) -> dict[str, Any]:
     """The resolved annotations of a dataclass's fields."""
@@ -98,24 +107,14 @@ def convert(value: Any, annotation: Any, name: str) -> Any:
         return value
     if dataclasses.is_dataclass(annotation):
         return build(annotation, value, name)
-    if annotation is bool:
-        if not isinstance(value, bool):
-            raise FieldError(f"{name} must be true or false, got {_shown(value)}")
-        return value
-    if annotation is int:
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise FieldError(f"{name} must be an integer, got {_shown(value)}")
-        return value
-    if annotation is float:
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            raise FieldError(f"{name} must be a number, got {_shown(value)}")
-        if not math.isfinite(value):
+    if annotation in SCALARS:
+        accepted, what = SCALARS[annotation]
+        # JSON's true is not 1, and 300.0 is not a size
+        if not isinstance(value, accepted) or (annotation is not bool and isinstance(value, bool)):
+            raise FieldError(f"{name} must be {what}, got {_shown(value)}")
+        if annotation is float and not math.isfinite(value):
             raise FieldError(f"{name} must be a finite number, got {value}")
-        return float(value)
-    if annotation is str:
-        if not isinstance(value, str):
-            raise FieldError(f"{name} must be a string, got {_shown(value)}")
-        return value
+        return float(value) if annotation is float else value
     if origin in (list, tuple) or annotation in (list, tuple):
         if not isinstance(value, list | tuple):
             raise FieldError(f"{name} must be a list, got {_shown(value)}")

@@ -12,8 +12,9 @@ from textcnn.layers import ConvBlock, GlobalPool
 from textcnn.models import Classifier, create_model, list_models, model_entry
 from textcnn.training.config import TrainConfig, load_config
 from textcnn.training.image import ImageTask
+from textcnn.training.optim import FitSettings
 from textcnn.training.pipeline import evaluate, fit_and_save, load_splits
-from textcnn.training.trainer import FitSettings, Trainer
+from textcnn.training.trainer import Trainer
 
 from .conftest import squares_on_ground, write_image_folder
 

@@ -81,11 +81,17 @@ def test_a_model_trained_with_the_channel_keeps_its_counts_and_weight(tmp_path):
     data = write_tsv(tmp_path / "train.tsv", tiny_texts(80))
     model_dir = fit_and_save(tiny_config(data, tmp_path / "run", ngram_buckets=64, epochs=2))
     card = json.loads((model_dir / "config.json").read_text())
-    assert card["model"]["ngram_buckets"] == 64 and card["model"]["ngram_weight"] >= 0
+    weight = card["model"]["ngram_weight"]
+    assert card["model"]["ngram_buckets"] == 64
+    ids = pad_batch([[2, 3, 4], [5, 6], [7, 8, 9, 10]])
     for folder in ("model-best", "model-last"):
-        loaded = textcnn.load(tmp_path / "run" / folder, inference="conv")
-        counts = loaded.model.naive_bayes.log_likelihood
+        loaded = textcnn.load(tmp_path / "run" / folder, inference="conv").model
+        counts = loaded.naive_bayes.log_likelihood
         assert (counts != 0).any(), f"{folder}: the n-gram counts were not saved"
+        with torch.no_grad():  # the served logits are the CNN's plus the card's weight x n-grams
+            cnn = loaded.forward_head(loaded.forward_features(ids))
+            expected = cnn + weight * loaded.naive_bayes(ids)
+            torch.testing.assert_close(loaded(ids), expected)
     with pytest.raises(ValueError, match="ngram_weight is taken from the dev split"):
         load_config(overrides={"model.ngram_weight": 1.0})
 

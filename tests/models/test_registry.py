@@ -74,3 +74,22 @@ def test_a_two_dimensional_block_is_one_argument_away_from_text():
     convolutions = [m for m in model.modules() if isinstance(m, torch.nn.Conv1d | torch.nn.Conv2d)]
     assert convolutions and all(isinstance(m, torch.nn.Conv1d) for m in convolutions)
     assert "text_resnet" in list_models(kind="text")
+
+
+# Architectures whose 2D form cannot run over sequences, and why (none so far).
+NOT_1D: dict[str, str] = {}
+IMAGE_MODELS = [name for name in list_models(kind="image") if name not in NOT_1D]
+
+
+@pytest.mark.parametrize("name", IMAGE_MODELS)
+def test_every_image_architecture_builds_and_runs_in_1d(name):
+    """``dim=1`` gives the same network over sequences: every layer 1D, the same classes."""
+    entry = model_entry(name)
+    config = {**entry.small_config, "dim": 1}
+    model = create_model(name, **config).eval()
+    channels, length = entry.small_input_shape[0], entry.small_input_shape[-1]
+    with torch.no_grad():
+        logits = model(torch.randn(2, channels, length))
+    assert logits.shape == (2, model.num_classes)
+    convolutions = [m for m in model.modules() if isinstance(m, torch.nn.Conv1d | torch.nn.Conv2d)]
+    assert convolutions and all(isinstance(m, torch.nn.Conv1d) for m in convolutions)

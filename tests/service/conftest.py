@@ -28,7 +28,8 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, model_dir: Path, **env: str) -> None:
+    def __init__(self, model_dir: Path, *args: str, **env: str) -> None:
+        """``textcnn serve --model MODEL_DIR ARGS`` with ``TEXTCNN_<KEY>=value`` for ``env``."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 (closed in stop)
@@ -43,6 +44,7 @@ class Server:
                 str(model_dir),
                 "--port",
                 str(self.port),
+                *args,
             ],
             env=environment,
             # a file, not a pipe: nobody reads a pipe while the server runs, and once its

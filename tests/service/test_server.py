@@ -103,6 +103,9 @@ SECRET = "my private review text"
         ({"text": SECRET, "top_k": "2"}, "body.top_k"),
         ({"text": SECRET, "explain": 1}, "body.explain"),
         ({"text": None}, "body.text"),
+        # a key that is not a plain name is never echoed, even a short one
+        ({"text": SECRET, "<img src=x onerror=1>": 1}, "body.<unknown key>"),
+        ({"text": SECRET, "mood\u202e": 1}, "body.<unknown key>"),
     ],
 )
 def test_bad_requests_are_422_naming_the_field_without_echoing_input(server, body, field):
@@ -268,3 +271,23 @@ def test_the_page_and_its_files_carry_security_headers(server):
 def test_the_confusion_matrix_picture(server):
     response = httpx.get(f"{server.url}/confusion.png")
     assert response.status_code == 200 and response.content.startswith(b"\x89PNG")
+
+
+def test_metrics_count_every_worker(model_dir):
+    """With --workers 2 a scrape reaches one worker; its counts are every worker's, and
+    never go down between scrapes (prometheus-client's multiprocess mode)."""
+    pattern = re.compile(r'textcnn_requests_total\{route="/classify",status="200"\} (\d+)')
+    served = Server(model_dir, "--workers", "2")
+    try:
+        counts = []
+        with httpx.Client(timeout=30) as client:
+            for _ in range(4):
+                for _ in range(50):
+                    body = {"text": "a good film"}
+                    assert client.post(f"{served.url}/classify", json=body).status_code == 200
+                for _ in range(3):
+                    found = pattern.findall(client.get(f"{served.url}/metrics").text)
+                    counts.append(float(found[0]) if found else 0.0)
+        assert counts == sorted(counts) and counts[-1] == 200 and counts[0] == 50
+    finally:
+        served.stop()

@@ -62,12 +62,38 @@ def test_jsonl_with_other_keys(tmp_path):
         ("a.txt", "__label__a\n", r"a.txt:1: empty text"),
         ("a.tsv", "", r"a.tsv: the file is empty"),
         ("a.xml", "<a/>", r"cannot tell the format.*--format"),
+        # a quote never closed would swallow the rows after it
+        (
+            "a.csv",
+            'label,text\npos,"great film\nneg,awful\n',
+            r"a.csv:2: a quoted field is not closed",
+        ),
+        ("a.csv", 'label,text\npos,"great\nneg,awful\npos,"fine"\n', r"a.csv:2: a quoted field"),
+        ("a.csv", "label,text,text\npos,a,b\n", r"a.csv:1: the header has 2 columns named 'text'"),
+        (
+            "a.jsonl",
+            '{"text": "hi", "label": true}\n',
+            r"a.jsonl:1: a label must be text or a number",
+        ),
+        ("a.jsonl", '{"text": "hi", "label": {"a": 1}}\n', r"a.jsonl:1: a label must be text"),
+        (
+            "a.csv",
+            "label,text\n" + "x" * 1_000_000 + ",hi\n",
+            r"a.csv:2: a label of 1,000,000 characters",
+        ),
     ],
 )
 def test_bad_rows_name_the_file_and_line(tmp_path, name, content, message):
     path = write(tmp_path / name, content)
     with pytest.raises(ValueError, match=message):
         read_corpus(path)
+
+
+def test_numbers_are_labels_by_value(tmp_path):
+    rows = [("a", 2), ("b", 2.0), ("c", "2"), ("d", " 2 "), ("e", 2.5), ("f", "x")]
+    lines = "".join(json.dumps({"text": t, "label": v}) + "\n" for t, v in rows)
+    corpus = read_corpus(write(tmp_path / "a.jsonl", lines))
+    assert corpus.labels == ["2", "2", "2", "2", "2.5", "x"]
 
 
 def test_undecodable_bytes_name_the_line(tmp_path):

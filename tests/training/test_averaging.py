@@ -4,8 +4,8 @@ from torch import nn
 
 from textcnn.artifacts import load_tensors
 from textcnn.training.averaging import WeightAverage
+from textcnn.training.optim import FitSettings
 from textcnn.training.pipeline import fit_and_save
-from textcnn.training.trainer import FitSettings
 
 from ..conftest import tiny_config
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import textcnn
 from tests.conftest import tiny_config, tiny_texts, write_tsv
 from textcnn.text.minilm import MASK, WHEEL
 from textcnn.training.distill import DistillConfig, augment
@@ -138,12 +139,14 @@ print("textcnn.text.minilm" in sys.modules)
 def test_a_student_trained_with_a_teacher_serves_without_it(tmp_path):
     data = write_tsv(tmp_path / "train.tsv", tiny_texts(80))
     test = write_tsv(tmp_path / "test.tsv", tiny_texts(20, seed=5))
-    settings = {"teacher": "minilm", "teacher_epochs": 1, "copies": 2, "test": str(test)}
+    settings = {"teacher": "minilm", "teacher_epochs": 2, "teacher_lr": 3e-4, "copies": 2}
+    settings["test"] = str(test)
     best = fit_and_save(tiny_config(data, tmp_path / "run", epochs=3, **settings))
     card = json.loads((best / "config.json").read_text())
     teacher = card["teacher"]
     assert teacher["name"] == "minilm" and teacher["licence"].startswith("MIT")
-    assert 0 <= teacher["dev_accuracy"] <= 1 and 0 <= teacher["test_accuracy"] <= 1
+    # the cue words are easy: a teacher fine-tuned by the shared loop learns them
+    assert teacher["dev_accuracy"] >= 0.9 and teacher["test_accuracy"] >= 0.9
     assert 0 < teacher["extra_texts"] <= 2 * 64
     assert card["settings"]["distill"]["teacher"] == "minilm"
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
@@ -156,4 +159,5 @@ def test_a_student_trained_with_a_teacher_serves_without_it(tmp_path):
     )
     assert served.returncode == 0, served.stderr[-2000:]
     label, imported = served.stdout.split()
-    assert label in ("positive", "negative") and imported == "False"
+    assert imported == "False"  # the teacher's code never loaded
+    assert label == textcnn.load(best).predict(["a great fun film"])[0][0].label

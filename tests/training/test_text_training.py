@@ -95,6 +95,44 @@ def test_interrupted_run_resumed_ends_with_the_same_weights(tiny_corpus, tmp_pat
     assert straight_log == resumed_log
 
 
+@pytest.mark.parametrize("other", ["same labels", "other labels"])
+def test_resume_refuses_other_data(tiny_corpus, tmp_path, other):
+    def interrupt(record):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit_and_save(tiny_config(tiny_corpus, tmp_path / "run"), on_epoch_end=interrupt)
+    rows = tiny_texts(60, seed=4)
+    if other == "other labels":
+        rows = [(text, "good" if label == "positive" else "bad") for text, label in rows]
+    changed = write_tsv(tmp_path / "other.tsv", rows)
+    with pytest.raises(ValueError, match=r"trained on other data \(train .*train.tsv.*other.tsv"):
+        fit_and_save(tiny_config(changed, tmp_path / "run"), resume=True)
+    assert (tmp_path / "run" / "checkpoint" / "state.json").is_file()  # still resumable
+    fit_and_save(tiny_config(tiny_corpus, tmp_path / "run"), resume=True)
+
+
+def test_model_files_are_readable_by_all(tiny_corpus, tmp_path):
+    model_dir = fit_and_save(tiny_config(tiny_corpus, tmp_path / "run", epochs=1))
+    modes = {p.name: p.stat().st_mode & 0o777 for p in model_dir.iterdir()}
+    assert set(modes.values()) == {0o644}, modes
+
+
+def test_many_classes_keep_the_n_gram_table_within_its_memory(tmp_path, caplog):
+    """2,000 classes with the channel's default 2^18 bigram rows would take 4 GB to count;
+    the rows are cut to fit model.ngram_max_mb, and the log says so."""
+    rows = [(f"{w} word{i % 7}", f"class{i // 2}") for i, w in enumerate(["a", "b"] * 2000)]
+    data = write_tsv(tmp_path / "many.tsv", rows)
+    settings = {"epochs": 1, "ngram_buckets": 2**18, "ngram_max_mb": 32}
+    model_dir = fit_and_save(tiny_config(data, tmp_path / "run", **settings))
+    card = json.loads((model_dir / "config.json").read_text())
+    assert len(card["labels"]) == 2000 and 0 < card["model"]["ngram_buckets"] <= 2048
+    assert "fits in 32 MB (model.ngram_max_mb)" in caplog.text
+    assert not (model_dir / "confusion.png").exists()  # no 2,000 x 2,000 picture either
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    assert "confusion_matrix" not in metrics["dev"] and len(metrics["dev"]["per_class"]) == 2000
+
+
 def test_resume_without_a_checkpoint_is_a_clear_error(tiny_corpus, tmp_path):
     with pytest.raises(ValueError, match="no checkpoint to resume"):
         fit_and_save(tiny_config(tiny_corpus, tmp_path / "run"), resume=True)
@@ -136,7 +174,10 @@ def test_embedding_modes_with_trained_and_loaded_vectors(tiny_corpus, tmp_path):
         config = json.loads((model_dir / "config.json").read_text())
         assert config["model"]["embedding_mode"] == mode
         assert config["vector_coverage"] == 1.0
-        assert textcnn.load(model_dir).predict(["good"])[0][0].label in ("positive", "negative")
+        state = load_file(str(model_dir / "model.safetensors"))
+        assert ("static_embedding.weight" in state) == (mode == "multichannel")
+        probabilities = textcnn.load(model_dir).predict_proba(["good", "bad film"])
+        torch.testing.assert_close(probabilities.sum(1), torch.ones(2))
     vec = tmp_path / "v.vec"
     vec.write_text("2 4\ngood 1 1 1 1\nbad -1 -1 -1 -1\n")
     model_dir = fit_and_save(

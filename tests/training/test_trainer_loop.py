@@ -4,7 +4,8 @@ import torch
 from torch import nn
 
 from textcnn.models import Classifier
-from textcnn.training.trainer import BUCKET_BATCHES, FitSettings, Trainer, epoch_batches
+from textcnn.training.optim import FitSettings
+from textcnn.training.trainer import BUCKET_BATCHES, Trainer, epoch_batches
 
 
 class Sized:

@@ -31,14 +31,14 @@ CFGS: dict[str, list[tuple]] = {
 }  # fmt: skip
 
 
-def make_layers(cfg: list[tuple], in_channels: int, groups: int) -> nn.Sequential:
+def make_layers(cfg: list[tuple], in_channels: int, groups: int, dim: int = 2) -> nn.Sequential:
     layers: list[nn.Module] = []
     for spec in cfg:
         if spec[0] == "conv":
             _, out_channels, kernel, stride, padding, split = spec
             layers.append(
                 ConvBlock(
-                    2,
+                    dim,
                     in_channels,
                     out_channels,
                     kernel,
@@ -49,7 +49,7 @@ def make_layers(cfg: list[tuple], in_channels: int, groups: int) -> nn.Sequentia
             )
             in_channels = out_channels
         elif spec[0] == "pool":
-            layers.append(pool("max", 2, spec[1], spec[2], spec[3]))
+            layers.append(pool("max", dim, spec[1], spec[2], spec[3]))
         else:
             layers.append(nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0))
     return nn.Sequential(*layers)
@@ -68,15 +68,12 @@ class AlexNet(SequentialClassifier):
         input_size: int = 227,
         groups: int = 1,
         dropout: float = 0.5,
+        dim: int = 2,
     ) -> None:
-        super().__init__()
-        self.num_classes = num_classes
-        self.features = make_layers(cfg, in_channels, groups)
-        flat = math.prod(
-            infer_output_shape(
-                make_layers, (in_channels, input_size, input_size), cfg, in_channels, groups
-            )
-        )
+        super().__init__(num_classes)
+        self.features = make_layers(cfg, in_channels, groups, dim)
+        shape = (in_channels, *[input_size] * dim)
+        flat = math.prod(infer_output_shape(make_layers, shape, cfg, in_channels, groups, dim))
         self.head = nn.Sequential(
             nn.Flatten(),
             nn.Dropout(dropout),

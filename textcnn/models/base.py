@@ -9,10 +9,12 @@ from torch import nn
 class Classifier(nn.Module):
     """A network that maps an input batch to class logits of shape N x num_classes.
 
-    Subclasses implement :meth:`forward_features` and :meth:`forward_head`.
-    Models with auxiliary classifiers (GoogLeNet) override :meth:`forward`;
-    a trainer calls ``model(x, return_aux=True)`` and always gets
-    ``(logits, [auxiliary logits...])``, the list empty outside training.
+    Subclasses implement :meth:`forward_head` and either hold their feature extractor as
+    ``features`` or implement :meth:`forward_features`. Models with auxiliary classifiers
+    (GoogLeNet) override :meth:`forward`; a trainer calls ``model(x, return_aux=True)``
+    and always gets ``(logits, [auxiliary logits...])``, the list empty outside training.
+    The image architectures take ``dim`` (2 by default): with ``dim=1`` the same network
+    runs over sequences (N x C x L), every layer from the dimension-generic core.
     """
 
     num_classes: int
@@ -22,13 +24,17 @@ class Classifier(nn.Module):
     #: pooling, what class activation maps need), "max" (over time), None (a flatten)
     global_pool: str | None = None
 
+    def __init__(self, num_classes: int = 0) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+
     def get_classifier(self) -> nn.Linear | None:
         """The final linear layer (the trainer's max-norm bounds its class weight vectors);
         None for a head without one (NiN's last convolution makes the class maps)."""
         return None
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        return self.features(x)
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -46,9 +52,6 @@ class SequentialClassifier(Classifier):
 
     features: nn.Sequential
     head: nn.Sequential
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(features)

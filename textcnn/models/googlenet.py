@@ -26,20 +26,20 @@ POOL_AFTER = ("3b", "4e")  # 3×3/2 max-pool between the stages
 
 
 def inception(
-    in_channels: int, c1: int, c3r: int, c3: int, c5r: int, c5: int, pool_proj: int
+    in_channels: int, c1: int, c3r: int, c3: int, c5r: int, c5: int, pool_proj: int, dim: int = 2
 ) -> Parallel:
     """Four parallel branches concatenated along channels; 1×1 convs reduce before 3×3/5×5."""
     return Parallel(
         {
-            "branch1x1": ConvBlock(2, in_channels, c1, 1),
+            "branch1x1": ConvBlock(dim, in_channels, c1, 1),
             "branch3x3": nn.Sequential(
-                ConvBlock(2, in_channels, c3r, 1), ConvBlock(2, c3r, c3, 3, padding=1)
+                ConvBlock(dim, in_channels, c3r, 1), ConvBlock(dim, c3r, c3, 3, padding=1)
             ),
             "branch5x5": nn.Sequential(
-                ConvBlock(2, in_channels, c5r, 1), ConvBlock(2, c5r, c5, 5, padding=2)
+                ConvBlock(dim, in_channels, c5r, 1), ConvBlock(dim, c5r, c5, 5, padding=2)
             ),
             "branch_pool": nn.Sequential(
-                pool("max", 2, 3, 1, padding=1), ConvBlock(2, in_channels, pool_proj, 1)
+                pool("max", dim, 3, 1, padding=1), ConvBlock(dim, in_channels, pool_proj, 1)
             ),
         }
     )
@@ -50,38 +50,40 @@ def out_channels(widths: tuple[int, ...]) -> int:
     return c1 + c3 + c5 + pool_proj
 
 
-def stem(in_channels: int, small_input: bool) -> nn.Sequential:
+def stem(in_channels: int, small_input: bool, dim: int = 2) -> nn.Sequential:
     if small_input:  # 28×28/32×32 inputs: one 3×3 conv and no early down-sampling
-        return nn.Sequential(ConvBlock(2, in_channels, 192, 3, padding=1))
+        return nn.Sequential(ConvBlock(dim, in_channels, 192, 3, padding=1))
     return nn.Sequential(
-        ConvBlock(2, in_channels, 64, 7, stride=2, padding=3),  # N x 64 x 112 x 112
-        pool("max", 2, 3, 2, ceil_mode=True),  # N x 64 x 56 x 56
+        ConvBlock(dim, in_channels, 64, 7, stride=2, padding=3),  # N x 64 x 112 x 112
+        pool("max", dim, 3, 2, ceil_mode=True),  # N x 64 x 56 x 56
         nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0),
-        ConvBlock(2, 64, 64, 1),  # the second conv's 1×1 reduction
-        ConvBlock(2, 64, 192, 3, padding=1),  # N x 192 x 56 x 56
+        ConvBlock(dim, 64, 64, 1),  # the second conv's 1×1 reduction
+        ConvBlock(dim, 64, 192, 3, padding=1),  # N x 192 x 56 x 56
         nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0),
-        pool("max", 2, 3, 2, ceil_mode=True),  # N x 192 x 28 x 28
+        pool("max", dim, 3, 2, ceil_mode=True),  # N x 192 x 28 x 28
     )
 
 
-def stages(in_channels: int, small_input: bool) -> nn.ModuleDict:
+def stages(in_channels: int, small_input: bool, dim: int = 2) -> nn.ModuleDict:
     """The stem and the nine Inception modules, in order, keyed by the paper's names."""
-    layers: dict[str, nn.Module] = {"stem": stem(in_channels, small_input)}
+    layers: dict[str, nn.Module] = {"stem": stem(in_channels, small_input, dim)}
     channels = 192
     for name, widths in INCEPTION.items():
-        layers[f"inception{name}"] = inception(channels, *widths)
+        layers[f"inception{name}"] = inception(channels, *widths, dim=dim)
         channels = out_channels(widths)
         if name in POOL_AFTER:
-            layers[f"pool{name[0]}"] = pool("max", 2, 3, 2, ceil_mode=True)
+            layers[f"pool{name[0]}"] = pool("max", dim, 3, 2, ceil_mode=True)
     return nn.ModuleDict(layers)
 
 
-def stage_shapes(in_channels: int, small_input: bool, input_size: int) -> dict[str, torch.Size]:
+def stage_shapes(
+    in_channels: int, small_input: bool, input_size: int, dim: int = 2
+) -> dict[str, torch.Size]:
     """Output shape (C, H, W) of every stage, computed on the meta device."""
     shapes = {}
     with torch.device("meta"):
-        x = torch.zeros(1, in_channels, input_size, input_size)
-        for name, stage in stages(in_channels, small_input).items():
+        x = torch.zeros(1, in_channels, *[input_size] * dim)
+        for name, stage in stages(in_channels, small_input, dim).items():
             x = stage(x)
             shapes[name] = x.shape[1:]
     return shapes
@@ -90,15 +92,15 @@ def stage_shapes(in_channels: int, small_input: bool, input_size: int) -> dict[s
 class AuxiliaryClassifier(nn.Module):
     """5×5/3 average pool, 1×1 conv 128, fc 1024, dropout 0.7, fc classes (training only)."""
 
-    def __init__(self, in_channels: int, num_classes: int, spatial: int) -> None:
+    def __init__(self, in_channels: int, num_classes: int, spatial: int, dim: int = 2) -> None:
         super().__init__()
         kernel = min(5, spatial)  # small inputs reach 4a with less than 5×5 left
         pooled = (spatial - kernel) // 3 + 1
         self.layers = nn.Sequential(
-            pool("avg", 2, kernel, 3),  # N x C x 4 x 4 at 224 x 224
-            ConvBlock(2, in_channels, 128, 1),
+            pool("avg", dim, kernel, 3),  # N x C x 4 x 4 at 224 x 224
+            ConvBlock(dim, in_channels, 128, 1),
             nn.Flatten(),
-            nn.Linear(128 * pooled * pooled, 1024),
+            nn.Linear(128 * pooled**dim, 1024),
             nn.ReLU(),
             nn.Dropout(0.7),
             nn.Linear(1024, num_classes),
@@ -122,19 +124,19 @@ class GoogLeNet(Classifier):
         small_input: bool = False,
         aux_classifiers: bool = True,
         dropout: float = 0.4,
+        dim: int = 2,
     ) -> None:
-        super().__init__()
-        self.num_classes = num_classes
+        super().__init__(num_classes)
         self.stage_names = []
-        for name, stage in stages(in_channels, small_input).items():
+        for name, stage in stages(in_channels, small_input, dim).items():
             self.add_module(name, stage)  # stem, inception3a, ..., inception5b
             self.stage_names.append(name)
         self.aux = nn.ModuleDict()
         if aux_classifiers:
-            shapes = stage_shapes(in_channels, small_input, input_size)
+            shapes = stage_shapes(in_channels, small_input, input_size, dim)
             for name in AUX_AFTER:
-                channels, _, spatial = shapes[f"inception{name}"]
-                self.aux[name] = AuxiliaryClassifier(channels, num_classes, spatial)
+                channels, *_, spatial = shapes[f"inception{name}"]
+                self.aux[name] = AuxiliaryClassifier(channels, num_classes, spatial, dim)
         self.pool = GlobalPool("avg")
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(out_channels(INCEPTION["5b"]), num_classes)

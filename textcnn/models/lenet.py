@@ -21,22 +21,22 @@ class LeNet5(SequentialClassifier):
         input_size: int = 32,
         pool_mode: PoolMode = "max",
         activation_name: str = "relu",
+        dim: int = 2,
     ) -> None:
-        super().__init__()
-        self.num_classes = num_classes
+        super().__init__(num_classes)
         # The original takes 32×32; a 28×28 digit gets 2 pixels of padding instead.
         padding = max(0, (32 - input_size) // 2)
 
         def features() -> nn.Sequential:
             return nn.Sequential(
-                ConvBlock(2, in_channels, 6, 5, padding=padding, activation_name=activation_name),
-                pool(pool_mode, 2, 2),  # N x 6 x 14 x 14 (max/avg/stochastic)
-                ConvBlock(2, 6, 16, 5, activation_name=activation_name),
-                pool(pool_mode, 2, 2),  # N x 16 x 5 x 5
+                ConvBlock(dim, in_channels, 6, 5, padding=padding, activation_name=activation_name),
+                pool(pool_mode, dim, 2),  # N x 6 x 14 x 14 (max/avg/stochastic)
+                ConvBlock(dim, 6, 16, 5, activation_name=activation_name),
+                pool(pool_mode, dim, 2),  # N x 16 x 5 x 5
             )
 
         self.features = features()
-        flat = math.prod(infer_output_shape(features, (in_channels, input_size, input_size)))
+        flat = math.prod(infer_output_shape(features, (in_channels, *[input_size] * dim)))
         self.head = nn.Sequential(
             nn.Flatten(),
             nn.Linear(flat, 120),

@@ -30,41 +30,39 @@ CFGS: dict[str, list] = {
 
 
 def mlpconv(
-    in_channels: int, widths: tuple[int, ...], kernel: int, stride: int, padding: int
+    in_channels: int, widths: tuple[int, ...], kernel: int, stride: int, padding: int, dim: int
 ) -> nn.Sequential:
     """A k×k convolution then 1×1 convolutions: a small MLP slid over the image."""
-    layers = [ConvBlock(2, in_channels, widths[0], kernel, stride, padding)]
+    layers = [ConvBlock(dim, in_channels, widths[0], kernel, stride, padding)]
     for i, (c_in, c_out) in enumerate(pairwise(widths)):
         last = i == len(widths) - 2
-        layers.append(ConvBlock(2, c_in, c_out, 1, activation_name=None if last else "relu"))
+        layers.append(ConvBlock(dim, c_in, c_out, 1, activation_name=None if last else "relu"))
     return nn.Sequential(*layers)
 
 
 class NiN(Classifier):
     """Network in Network: mlpconv blocks, one feature map per class, global average pooling."""
 
-    def __init__(self, cfg: list, num_classes: int = 1000, in_channels: int = 3) -> None:
-        super().__init__()
-        self.num_classes = num_classes
+    def __init__(
+        self, cfg: list, num_classes: int = 1000, in_channels: int = 3, dim: int = 2
+    ) -> None:
+        super().__init__(num_classes)
         blocks: list[nn.Module] = []
         channels = in_channels
         for spec in cfg:
             if spec == "M":
-                blocks.append(pool("max", 2, 3, 2, ceil_mode=True))
+                blocks.append(pool("max", dim, 3, 2, ceil_mode=True))
             elif spec == "A":
-                blocks.append(pool("avg", 2, 3, 2, ceil_mode=True))
+                blocks.append(pool("avg", dim, 3, 2, ceil_mode=True))
             elif spec == "D":
                 blocks.append(nn.Dropout(0.5))
             else:
                 _, widths, kernel, stride, padding = spec
                 widths = tuple(num_classes if w == "classes" else w for w in widths)
-                blocks.append(mlpconv(channels, widths, kernel, stride, padding))
+                blocks.append(mlpconv(channels, widths, kernel, stride, padding, dim))
                 channels = widths[-1]
         self.features = nn.Sequential(*blocks)  # N x classes x h x w: the class maps
         self.pool = GlobalPool("avg")
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
 
     global_pool = "avg"
 

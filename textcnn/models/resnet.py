@@ -104,12 +104,11 @@ class ResNet(Classifier):
         dropout: float = 0.0,
         dim: int = 2,  # 1: the same network over a sequence (see text_resnet)
     ) -> None:
-        super().__init__()
+        super().__init__(num_classes)
         if block not in BLOCKS:
             raise ValueError(f"block must be one of {sorted(BLOCKS)}, got {block!r}")
         if len(layers) != len(widths):
             raise ValueError("layers and widths need one entry per stage")
-        self.num_classes = num_classes
         make_block, expansion = BLOCKS[block]
         if stem == "imagenet":
             stem_width = widths[0]
@@ -149,9 +148,6 @@ class ResNet(Classifier):
         self.features = nn.Sequential(*stages)  # N x C x 7 x 7 at 224, x 8 x 8 at 32 (cifar)
         self.pool = GlobalPool("avg")
         self.fc = nn.Linear(channels, num_classes)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
 
     global_pool = "avg"
 

@@ -43,6 +43,9 @@ class TextCNNConfig:
     # training picks on the dev split (0: the channel did not help there).
     ngram_buckets: int = 0
     ngram_weight: float = _derived("the dev split", 0.0)
+    # the most the channel's table may take while it is counted (megabytes): with many
+    # classes training uses fewer bigram rows (or no channel) and says so
+    ngram_max_mb: int = 2048
 
     def __post_init__(self) -> None:
         # the card is read from JSON: 300.0 or "300" or true is not a size
@@ -59,8 +62,8 @@ class TextCNNConfig:
             value = getattr(self, name)
             if not isinstance(value, int | float) or isinstance(value, bool):
                 raise ValueError(f"{name} must be a number, got {value!r}")
-        if self.ngram_buckets < 0:
-            raise ValueError("ngram_buckets must not be negative")
+        if self.ngram_buckets < 0 or self.ngram_max_mb < 1:
+            raise ValueError("ngram_buckets must not be negative, ngram_max_mb at least 1")
         if not 0 <= self.ngram_weight <= MAX_NGRAM_WEIGHT:  # NaN fails this too
             raise ValueError(
                 f"ngram_weight must be from 0 to {MAX_NGRAM_WEIGHT:g}, got {self.ngram_weight}"
@@ -147,9 +150,8 @@ class TextCNN(Classifier):
     global_pool = "max"
 
     def __init__(self, config: TextCNNConfig, embeddings: torch.Tensor | None = None) -> None:
-        super().__init__()
+        super().__init__(config.num_classes)
         self.config = config
-        self.num_classes = config.num_classes
         self.embedding = self._embedding(embeddings, trainable=config.embedding_mode != "static")
         # multichannel: a frozen copy beside the tuned one. Kim applies each filter
         # to both channels and adds the results; convolution is linear, so that is

@@ -20,17 +20,16 @@ CFGS: dict[str, list[int | str]] = {
 }  # fmt: skip
 
 
-def make_layers(cfg: list[int | str], in_channels: int, batch_norm: bool) -> nn.Sequential:
+def make_layers(
+    cfg: list[int | str], in_channels: int, batch_norm: bool, dim: int = 2
+) -> nn.Sequential:
     layers: list[nn.Module] = []
+    norm = "post" if batch_norm else None
     for v in cfg:
         if v == "M":
-            layers.append(pool("max", 2, 2, 2))
+            layers.append(pool("max", dim, 2, 2))
         else:
-            layers.append(
-                ConvBlock(
-                    2, in_channels, v, 3, padding=1, norm="post" if batch_norm else None, bias=True
-                )
-            )
+            layers.append(ConvBlock(dim, in_channels, v, 3, padding=1, norm=norm, bias=True))
             in_channels = v
     return nn.Sequential(*layers)
 
@@ -46,12 +45,12 @@ class VGG(SequentialClassifier):
         in_channels: int = 3,
         input_size: int = 224,
         dropout: float = 0.5,
+        dim: int = 2,
     ) -> None:
-        super().__init__()
-        self.num_classes = num_classes
-        self.features = make_layers(cfg, in_channels, batch_norm)  # N x 512 x 7 x 7 at 224
-        shape = (in_channels, input_size, input_size)
-        flat = math.prod(infer_output_shape(make_layers, shape, cfg, in_channels, batch_norm))
+        super().__init__(num_classes)
+        self.features = make_layers(cfg, in_channels, batch_norm, dim)  # N x 512 x 7 x 7 at 224
+        shape = (in_channels, *[input_size] * dim)
+        flat = math.prod(infer_output_shape(make_layers, shape, cfg, in_channels, batch_norm, dim))
         self.head = nn.Sequential(
             nn.Flatten(),
             nn.Linear(flat, 4096),

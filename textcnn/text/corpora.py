@@ -15,6 +15,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from .tokenizer import clean_text
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 
 FORMATS = ("csv", "tsv", "jsonl", "fasttext", "folder", "lines")
 FASTTEXT_PREFIX = "__label__"
+MAX_LABEL_CHARS = 200  # a longer "label" is a text in the wrong column, or no label at all
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 
@@ -105,6 +107,28 @@ def detect_format(path: Path) -> str:
     return by_suffix[suffix]
 
 
+def _label(where: str, value) -> str | BadRow:
+    """A label as text: a string (stripped), or a number (2 and 2.0 are the label "2");
+    anything else, or a label over :data:`MAX_LABEL_CHARS` characters, is a bad row."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return BadRow(
+            where, "bad label", f"a label must be text or a number, not {type(value).__name__}"
+        )
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    label = str(value).strip()
+    if not label:
+        return BadRow(where, "missing label", "missing label; fix the row or pass --skip-bad-rows")
+    if len(label) > MAX_LABEL_CHARS:
+        return BadRow(
+            where,
+            "label too long",
+            f"a label of {len(label):,} characters (at most {MAX_LABEL_CHARS}): is the label "
+            "column the text? name the columns with --text-field and --label-field",
+        )
+    return clean_text(label)
+
+
 def _check(
     where: str, line: int, text, label, options: ReaderOptions, id_=None
 ) -> Example | BadRow:
@@ -112,10 +136,12 @@ def _check(
         return BadRow(where, "empty text", "empty text; fix the row or pass --skip-bad-rows")
     if options.label_field is None:
         label = None
-    elif label is None or not str(label).strip():
+    elif label is None:
         return BadRow(where, "missing label", "missing label; fix the row or pass --skip-bad-rows")
     else:
-        label = clean_text(str(label).strip())
+        label = _label(where, label)
+        if isinstance(label, BadRow):
+            return label
     # JSONL may escape a lone surrogate; it could not be written back out as UTF-8
     row_id = None if id_ is None else clean_text(str(id_))
     return Example(clean_text(str(text)), label, line, row_id)
@@ -161,8 +187,13 @@ def _read_delimited(
     path: Path, options: ReaderOptions, delimiter: str
 ) -> Iterator[Example | BadRow]:
     bad_lines: list[int] = []
-    reader = csv.reader(_decoded_lines(path, bad_lines), delimiter=delimiter)
-    header = next(reader, None)
+    # strict: a quote that is never closed, or text after a closing quote, is an error
+    # instead of a field that silently swallows the rows after it
+    reader = csv.reader(_decoded_lines(path, bad_lines), delimiter=delimiter, strict=True)
+    try:
+        header = next(reader, None)
+    except csv.Error as error:
+        raise ValueError(f"{path}:1: the header is not valid CSV ({error})") from None
     if header is None:
         raise ValueError(f"{path}: the file is empty; it needs a header row and data rows")
     header = [h.strip() for h in header]
@@ -172,9 +203,27 @@ def _read_delimited(
                 f"{path}:1: no column {name!r} in the header (columns: {_shown(header)}); "
                 f"name the right one with {flag}"
             )
+        if header.count(name) > 1:
+            raise ValueError(
+                f"{path}:1: the header has {header.count(name)} columns named {name!r}; "
+                "rename all but one, or name another column with " + flag
+            )
     columns = {name: header.index(name) for name, _ in _required_fields(options)}
     line = reader.line_num
-    for row in reader:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as error:
+            start, line = line + 1, reader.line_num
+            yield BadRow(
+                f"{path}:{start}",
+                "bad quoting",
+                f"a quoted field is not closed, or has text after its closing quote ({error}); "
+                "fix the quotes or pass --skip-bad-rows",
+            )
+            continue
         start, line = line + 1, reader.line_num  # a quoted field may span several lines
         where = f"{path}:{start}"
         if bad_lines:
@@ -238,7 +287,7 @@ def _jsonl_row(where: str, number: int, line: str, options: ReaderOptions) -> Ex
         where,
         number,
         record[options.text_field],
-        None if label is None else str(label),
+        label,
         options,
         record.get(options.id_field),
     )
@@ -291,6 +340,16 @@ def _read_folder(path: Path, options: ReaderOptions) -> Iterator[Example | BadRo
             yield _check(str(file), 0, text, folder.name, options, str(file.relative_to(path)))
 
 
+READERS = {
+    "csv": partial(_read_delimited, delimiter=","),
+    "tsv": partial(_read_delimited, delimiter="\t"),
+    "jsonl": _read_jsonl,
+    "fasttext": _read_fasttext,
+    "folder": _read_folder,
+    "lines": _read_lines,
+}
+
+
 def iter_examples(
     path: str | Path, options: ReaderOptions | None = None, report: ReadReport | None = None
 ) -> Iterator[Example]:
@@ -301,19 +360,9 @@ def iter_examples(
     if not path.exists():
         raise ValueError(f"{path}: no such file or folder")
     fmt = options.format or detect_format(path)
-    if fmt not in FORMATS:
+    if fmt not in READERS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {FORMATS}")
-    if fmt == "folder":
-        rows = _read_folder(path, options)
-    elif fmt == "lines":
-        rows = _read_lines(path, options)
-    elif fmt == "jsonl":
-        rows = _read_jsonl(path, options)
-    elif fmt == "fasttext":
-        rows = _read_fasttext(path, options)
-    else:
-        rows = _read_delimited(path, options, "," if fmt == "csv" else "\t")
-    for row in rows:
+    for row in READERS[fmt](path, options):
         if isinstance(row, BadRow):
             if not options.skip_bad_rows:
                 raise row

@@ -125,8 +125,7 @@ class MiniLMClassifier(Classifier):
     global_pool = "avg"
 
     def __init__(self, config: dict, num_classes: int) -> None:
-        super().__init__()
-        self.num_classes = num_classes
+        super().__init__(num_classes)
         width = config["hidden_size"]
         self.dropout = config["hidden_dropout_prob"]
         self.embeddings = Embeddings(

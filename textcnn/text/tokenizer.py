@@ -53,6 +53,14 @@ class TokenizerConfig:
         return asdict(self)
 
 
+# the tokenizers learnt from the training texts: kind -> (model, its trainer)
+LEARNT = {
+    "word": (models.WordLevel, trainers.WordLevelTrainer),
+    "bpe": (models.BPE, trainers.BpeTrainer),
+    "wordpiece": (models.WordPiece, trainers.WordPieceTrainer),
+}
+
+
 def train_tokenizer(texts: Iterable[str], config: TokenizerConfig) -> Tokenizer:
     """Learn a vocabulary from ``texts``; ids 0 and 1 are [PAD] and [UNK]."""
     special = [PAD, UNK]
@@ -60,21 +68,11 @@ def train_tokenizer(texts: Iterable[str], config: TokenizerConfig) -> Tokenizer:
         tokenizer = minilm_tokenizer()
         tokenizer.enable_truncation(config.max_length)
         return tokenizer
-    if config.kind == "word":
-        tokenizer = Tokenizer(models.WordLevel(unk_token=UNK))
-        trainer = trainers.WordLevelTrainer(
-            vocab_size=config.vocab_size, min_frequency=config.min_frequency, special_tokens=special
-        )
-    elif config.kind == "bpe":
-        tokenizer = Tokenizer(models.BPE(unk_token=UNK))
-        trainer = trainers.BpeTrainer(
-            vocab_size=config.vocab_size, min_frequency=config.min_frequency, special_tokens=special
-        )
-    else:
-        tokenizer = Tokenizer(models.WordPiece(unk_token=UNK))
-        trainer = trainers.WordPieceTrainer(
-            vocab_size=config.vocab_size, min_frequency=config.min_frequency, special_tokens=special
-        )
+    model, trainer_kind = LEARNT[config.kind]
+    tokenizer = Tokenizer(model(unk_token=UNK))
+    trainer = trainer_kind(
+        vocab_size=config.vocab_size, min_frequency=config.min_frequency, special_tokens=special
+    )
     steps = [normalizers.NFKC()] + ([normalizers.Lowercase()] if config.lowercase else [])
     tokenizer.normalizer = normalizers.Sequence(steps)
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence(

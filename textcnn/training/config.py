@@ -26,7 +26,7 @@ from ..text.minilm import WHEEL as MINILM_WHEEL
 from ..text.tokenizer import TokenizerConfig
 from ..typed import FieldError, build, convert, hints, settable, to_dict
 from .distill import DistillConfig
-from .trainer import FitSettings
+from .optim import FitSettings
 
 log = logging.getLogger(__name__)
 NGRAM_BUCKETS = 2**18  # hashed bigram rows of the n-gram channel (1 MB per class)

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 
 from ..artifacts import read_json, write_json
 from ..text.minilm import LICENCE, MASK, MiniLM, TeacherBatches
-from .trainer import FitSettings, Trainer
+from .optim import FitSettings
+from .trainer import Trainer
 
 log = logging.getLogger(__name__)
 TEACHERS = ("minilm",)

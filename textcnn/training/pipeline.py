@@ -31,14 +31,15 @@ from ..predictor import Predictor
 from ..text.classifier import TextClassifier
 from ..text.corpora import ReaderOptions
 from ..text.splits import stratified_folds, stratified_split
+from .checkpoint import remove_checkpoint
 from .config import ImageTrainConfig, TextTrainConfig, TrainConfig
 from .distributed import World, join, leave
 from .image import ImageTask
 from .launch import run_processes
 from .metrics import MAX_PICTURED_CLASSES, classification_report, plot_confusion_matrix
+from .optim import pick_device
 from .task import Dataset, Run, Splits, Task
 from .text import TextTask
-from .trainer import pick_device, remove_checkpoint
 
 log = logging.getLogger(__name__)
 

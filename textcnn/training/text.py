@@ -34,13 +34,13 @@ from .config import TextTrainConfig, run_settings
 from .distill import DISTILLED_FILE, distilled_set, load_distilled, save_distilled
 from .distributed import local_device
 from .objectives import Distillation, SingleLabel
+from .optim import pick_device
 from .task import Fitted, Run, Splits
-from .trainer import Trainer, pick_device
+from .trainer import Trainer
 
 log = logging.getLogger(__name__)
 CHECKPOINT_TOKENIZER = "checkpoint-tokenizer.json"  # the tokenizer of an unfinished run
 TEACHER_DIR = "teacher"  # the teacher's checkpoint while it is fine-tuned
-NGRAM_MB = 2048  # the most the n-gram channel's table may take (megabytes)
 
 
 class TextBatches:
@@ -151,31 +151,33 @@ def _chunks(ids: list[list[int]], targets: torch.Tensor, size: int = 512):
         yield pad_batch(ids[start : start + size]), targets[start : start + size]
 
 
-def ngram_buckets(wanted: int, vocab_size: int, classes: int, limit_mb: float = NGRAM_MB) -> int:
+def ngram_buckets(wanted: int, vocab_size: int, classes: int, limit_mb: float) -> int:
     """The bigram rows the n-gram channel can have: its table takes (vocabulary + rows) x
-    classes floats, twice while it is counted; halved until that fits in ``limit_mb``,
-    0 (no channel) when not even 1,024 rows fit. Said in the log when it is cut."""
+    classes floats, twice while it is counted; halved until that fits in ``limit_mb``
+    (``model.ngram_max_mb``), 0 (no channel) when not even 1,024 rows fit. Said in the log
+    when it is cut."""
 
     def megabytes(buckets: int) -> float:
         return 2 * (vocab_size + buckets) * classes * 4 / 2**20
 
-    buckets = wanted
-    while buckets >= 1024 and megabytes(buckets) > limit_mb:
-        buckets //= 2
-    if buckets == wanted:
+    if wanted == 0 or megabytes(wanted) <= limit_mb:
         return wanted
-    if buckets < 1024:
+    buckets = wanted
+    while buckets > 1024 and megabytes(buckets) > limit_mb:
+        buckets //= 2
+    if megabytes(buckets) > limit_mb:
         log.warning(
-            "n-gram channel off: for %d classes its table would take %.0f MB even with 1,024 "
-            "bigram rows, over the %d MB it may use",
+            "n-gram channel off: for %d classes its table would take %.0f MB even with %d "
+            "bigram rows, over the %d MB it may use (model.ngram_max_mb)",
             classes,
-            megabytes(1024),
+            megabytes(buckets),
+            buckets,
             limit_mb,
         )
         return 0
     log.warning(
         "n-gram channel: %d bigram rows instead of %d, so that its table for %d classes "
-        "fits in %d MB",
+        "fits in %d MB (model.ngram_max_mb)",
         buckets,
         wanted,
         classes,
@@ -299,7 +301,9 @@ class TextTask:
             num_classes=len(labels),
             embedding_mode=mode,
             padding_idx=PAD_ID,
-            ngram_buckets=ngram_buckets(config.model.ngram_buckets, vocab_size, len(labels)),
+            ngram_buckets=ngram_buckets(
+                config.model.ngram_buckets, vocab_size, len(labels), config.model.ngram_max_mb
+            ),
         )
         torch.manual_seed(config.training.seed)
         model = TextCNN(model_config, None if init is None else init.matrix)

@@ -12,34 +12,32 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..artifacts import (
-    atomic_directory,
-    atomic_file,
-    load_tensors,
-    read_json,
-    save_tensors,
-    write_json,
-)
+from ..artifacts import atomic_file
 from .averaging import WeightAverage
+from .checkpoint import CHECKPOINT_DIR, cpu_state, load_checkpoint, save_checkpoint
 from .distributed import ONE_PROCESS, World, local_device
 from .objectives import Objective, SingleLabel
-from .optim import LazyAdadelta
+from .optim import (
+    FitSettings,
+    LazyAdadelta,
+    apply_max_norm,
+    lr_factor,
+    make_optimizer,
+    pick_device,
+)
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_DIR = "checkpoint"
 METRICS_FILE = "metrics.jsonl"
 
 
@@ -78,139 +76,12 @@ def epoch_batches(data: Batches, size: int, generator: torch.Generator) -> list[
 
 
 @dataclass
-class FitSettings:
-    epochs: int = 25  # upper bound; early stopping usually ends sooner
-    batch_size: int = 50  # Kim: 50
-    # adadelta (Kim: rho 0.95, eps 1e-6) | adamw | sgd (Nesterov momentum 0.9)
-    optimizer: Literal["adadelta", "adamw", "sgd"] = "adadelta"
-    lr: float | None = None  # default 1.0 for Adadelta, 1e-3 for AdamW, 0.05 for SGD
-    # constant | cosine | linear: after the warm-up, the learning rate stays, or decays to 0
-    # by the last step along a cosine or a line
-    schedule: Literal["constant", "cosine", "linear"] = "constant"
-    warmup: float = 0.0  # share of all steps over which the learning rate rises from 0
-    clip_norm: float = 0.0  # > 0: clip the gradients' global l2 norm to this
-    weight_decay: float = 0.0
-    # l2 bound on each class's weight vector; 0 disables. Kim's s = 3 bounds weights whose
-    # dropout leaves inputs unscaled; PyTorch's dropout scales kept inputs by 1 / (1 - p) = 2
-    # in training, so the same constraint here is 3 x (1 - 0.5) = 1.5
-    max_norm: float = 1.5
-    patience: int = 5  # epochs without a better dev accuracy before stopping; 0 disables
-    average: float = 0.0  # > 0: evaluate and keep a moving average of the weights with this
-    # decay (Polyak averaging, e.g. 0.995); 0: the weights as they are
-    device: str = "auto"  # auto (cuda, then mps, then cpu) | cpu | cuda | cuda:1 | mps
-    seed: int = 0
-    progress: bool = True  # progress bars (on a terminal)
-    # under torchrun: seconds a collective waits for the other ranks before the run stops
-    timeout: float = 300.0
-
-    def __post_init__(self) -> None:
-        if self.optimizer not in ("adadelta", "adamw", "sgd"):
-            raise ValueError(f"optimizer must be adadelta, adamw or sgd, got {self.optimizer!r}")
-        if self.schedule not in ("constant", "cosine", "linear"):
-            raise ValueError(f"schedule must be constant, cosine or linear, got {self.schedule!r}")
-        if not 0 <= self.warmup < 1 or self.clip_norm < 0:
-            raise ValueError("warmup must be in [0, 1) and clip_norm not negative")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch_size must be at least 1")
-        if self.max_norm < 0:
-            raise ValueError(f"max_norm must be 0 (off) or positive, got {self.max_norm}")
-        if not 0 <= self.average < 1:
-            raise ValueError(f"average must be 0 (off) or a decay below 1, got {self.average}")
-
-
-@dataclass
 class FitResult:
     best_state: dict[str, torch.Tensor]
     last_state: dict[str, torch.Tensor]
     best_epoch: int
     best_dev_score: float  # the objective's metric (accuracy, macro-F1) at the best epoch
     history: list[dict] = field(default_factory=list)
-
-
-def lr_factor(settings: FitSettings, step: int, total: int) -> float:
-    """The learning rate's factor at ``step`` of ``total``: a linear warm-up over
-    ``warmup`` of the steps, then constant, cosine or linear decay to 0."""
-    ramp = math.ceil(total * settings.warmup)
-    if step < ramp:
-        return (step + 1) / ramp
-    if settings.schedule == "constant":
-        return 1.0
-    done = (step - ramp) / max(1, total - ramp)
-    if settings.schedule == "cosine":
-        return 0.5 * (1 + math.cos(math.pi * done))
-    return max(0.0, 1.0 - done)
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    if name != "auto":
-        device = torch.device(name)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"--device {name}: CUDA is not available here; use cpu or auto")
-        return device
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def make_optimizer(params, settings: FitSettings) -> torch.optim.Optimizer:
-    params = [p for p in params if p.requires_grad]
-    if settings.optimizer == "adadelta":
-        if settings.weight_decay:  # decay touches every row: the dense optimizer
-            return torch.optim.Adadelta(
-                params,
-                lr=settings.lr or 1.0,
-                rho=0.95,
-                eps=1e-6,
-                weight_decay=settings.weight_decay,
-            )
-        return LazyAdadelta(params, lr=settings.lr or 1.0, rho=0.95, eps=1e-6)
-    if settings.optimizer == "sgd":
-        return torch.optim.SGD(
-            params,
-            lr=settings.lr or 0.05,
-            momentum=0.9,
-            nesterov=True,
-            weight_decay=settings.weight_decay,
-        )
-    return torch.optim.AdamW(params, lr=settings.lr or 1e-3, weight_decay=settings.weight_decay)
-
-
-def apply_max_norm(layer: nn.Linear | None, max_norm: float) -> None:
-    """Rescale each class's weight vector to l2 norm ``max_norm`` when it is longer (Kim 2014)."""
-    if layer is not None and max_norm > 0:
-        with torch.no_grad():
-            layer.weight.copy_(torch.renorm(layer.weight, p=2, dim=0, maxnorm=max_norm))
-
-
-def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-
-
-def _flatten_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
-    """Optimizer state as (tensors, JSON): safetensors holds only flat tensor dicts."""
-    state = optimizer.state_dict()
-    tensors, scalars = {}, {}
-    for index, values in state["state"].items():
-        for name, value in values.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"optimizer.{index}.{name}"] = value
-            else:
-                scalars[f"{index}.{name}"] = value
-    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
-
-
-def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
-    state: dict[int, dict] = {}
-    for key, value in tensors.items():
-        if key.startswith("optimizer."):
-            _, index, name = key.split(".", 2)
-            state.setdefault(int(index), {})[name] = value
-    for key, value in meta["scalars"].items():
-        index, name = key.split(".", 1)
-        state.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
 class Trainer:
@@ -388,51 +259,6 @@ class Trainer:
         return self.average.applied(self.model)
 
     # -- checkpoints ------------------------------------------------------------------------
-    def _save_checkpoint(self, state: dict, best: dict[str, torch.Tensor]) -> None:
-        tensors, meta = _flatten_optimizer(self.optimizer)
-        with atomic_directory(self.workdir / CHECKPOINT_DIR) as tmp:
-            save_tensors(_cpu_state(self.model), tmp / "last.safetensors")
-            save_tensors(best, tmp / "best.safetensors")
-            state = {**state, "average": self.settings.average}
-            if self.average is not None:
-                tensors.update(self.average.state_dict())
-                state["average_updates"] = self.average.updates
-            save_tensors(
-                {**tensors, "rng.cpu": torch.get_rng_state()}, tmp / "optimizer.safetensors"
-            )
-            if self.scaler is not None:
-                meta["scaler"] = self.scaler.state_dict()
-            write_json(tmp / "state.json", {**state, "optimizer": meta})
-
-    def _load_checkpoint(self, data: dict) -> tuple[dict, dict[str, torch.Tensor]]:
-        folder = self.workdir / CHECKPOINT_DIR
-        if not (folder / "state.json").is_file():
-            raise ValueError(
-                f"{self.workdir}: no checkpoint to resume from; start again without --resume"
-            )
-        state = read_json(folder / "state.json")
-        if data and state.get("data", data) != data:
-            raise ValueError(
-                f"{self.workdir}: the interrupted run was trained on other data "
-                f"({_sources(state['data'])}, not {_sources(data)}); resume with the data it "
-                "started with, or train on this data with another --output"
-            )
-        state.setdefault("best_dev_score", state.pop("best_dev_accuracy", -1.0))  # before 0.2
-        if state.get("average", 0.0) != self.settings.average:
-            raise ValueError(
-                f"{self.workdir}: the run was started with average={state.get('average', 0.0)}, "
-                f"not {self.settings.average}; resume it with the same setting"
-            )
-        self.model.load_state_dict(load_tensors(folder / "last.safetensors"))
-        tensors = load_tensors(folder / "optimizer.safetensors")
-        _restore_optimizer(self.optimizer, tensors, state["optimizer"])
-        if self.average is not None:
-            self.average.load_state_dict(tensors, state["average_updates"])
-        if self.scaler is not None and "scaler" in state["optimizer"]:
-            self.scaler.load_state_dict(state["optimizer"]["scaler"])
-        torch.set_rng_state(tensors["rng.cpu"])
-        return state, load_tensors(folder / "best.safetensors")
-
     def _write_metrics(self, history: list[dict]) -> None:
         with atomic_file(self.workdir / METRICS_FILE) as tmp:
             tmp.write_text("".join(json.dumps(h) + "\n" for h in history))
@@ -452,7 +278,10 @@ class Trainer:
         s = self.settings
         data = data or {}
         if resume:
-            state, best = self._load_checkpoint(data)
+            expected = {"data": data, "average": s.average}
+            state, best = load_checkpoint(
+                self.workdir, self.model, self.optimizer, expected, self.average, self.scaler
+            )
             log.info("resuming after epoch %d", state["epoch"])
         else:
             if (self.workdir / CHECKPOINT_DIR).exists():
@@ -468,8 +297,9 @@ class Trainer:
                 "stale": 0,
                 "history": [],
                 "data": data,
+                "average": s.average,
             }
-            best = _cpu_state(self.model)
+            best = cpu_state(self.model)
         metric = self.objective.metric
         for epoch in range(state["epoch"] + 1, s.epochs + 1):
             if s.patience and state["stale"] >= s.patience:
@@ -480,7 +310,7 @@ class Trainer:
                 dev_score, dev_loss = self.evaluate(dev)
                 improved = dev_score > state["best_dev_score"]
                 if improved:  # copied only when kept
-                    best = _cpu_state(self.model)
+                    best = cpu_state(self.model)
             record.update(
                 {"dev_loss": dev_loss, f"dev_{metric}": dev_score},
                 seconds=round(time.perf_counter() - started, 3),
@@ -492,7 +322,9 @@ class Trainer:
             state["epoch"] = epoch
             state["history"].append(record)
             if self.world.is_main:
-                self._save_checkpoint(state, best)
+                save_checkpoint(
+                    self.workdir, self.model, self.optimizer, state, best, self.average, self.scaler
+                )
                 self._write_metrics(state["history"])
             log.info(
                 "epoch %d: loss %.4f, train %s %.4f, dev %s %.4f (%.1fs)",
@@ -507,7 +339,7 @@ class Trainer:
             if on_epoch_end is not None:
                 on_epoch_end(record)
         with self.evaluated_weights():
-            last = _cpu_state(self.model)
+            last = cpu_state(self.model)
         return FitResult(
             best,
             last,
@@ -515,13 +347,3 @@ class Trainer:
             state["best_dev_score"],
             state["history"],
         )
-
-
-def _sources(data: dict) -> str:
-    return ", ".join(f"{split} {item.get('source', '?')}" for split, item in data.items())
-
-
-def remove_checkpoint(workdir: Path) -> None:
-    """Drop a run's checkpoint: only once its model directories are written, so that a run
-    killed while writing them can still be resumed."""
-    shutil.rmtree(Path(workdir) / CHECKPOINT_DIR, ignore_errors=True)
