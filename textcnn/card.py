@@ -50,6 +50,9 @@ class Card:
     metrics: dict = field(default_factory=dict)  # headline scores per split
     # sha256 of model.safetensors, checked at load; None in cards written before 0.2
     weights_sha256: str | None = None
+    # calibration, fitted on dev: logits are divided by it before the softmax (sigmoid);
+    # 1 in cards written before 0.2, whose scores are then what they were
+    temperature: float = 1.0
     format_version: int = CARD_VERSION
     textcnn_version: str = __version__
     created: str = field(default_factory=_now)
@@ -67,6 +70,8 @@ class Card:
         for name in ("best_epoch", "epochs_run", "world_size"):
             if getattr(card, name) < 0:
                 raise FieldError(f"{name} must not be negative")
+        if not 0.01 <= card.temperature <= 100:
+            raise FieldError(f"temperature must be from 0.01 to 100, got {card.temperature}")
         return card
 
     @property
@@ -84,6 +89,23 @@ class TextCard(Card):
     vector_coverage: float | None = None  # share of the vocabulary found in the word vectors
     vector_licence: str | None = None  # of a shipped vector source (--vectors glove-6b-50d)
     teacher: dict | None = None  # the teacher it was distilled from: name, licence, scores
+    # Several labels per text: a sigmoid per label, each assigned at a score of at least its
+    # threshold (picked on dev), and every text given at least min_labels top labels.
+    multi_label: bool = False
+    thresholds: list[float] | None = None
+    min_labels: int = 1
+    label_separator: str = ","  # joins a text's labels in CSV output
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> Card:
+        card = super().from_dict(raw)
+        if card.multi_label:
+            thresholds = card.thresholds or []
+            if len(thresholds) != len(card.labels) or not all(0 <= t <= 1 for t in thresholds):
+                raise FieldError("a multi-label card needs a threshold in [0, 1] per label")
+            if not 0 <= card.min_labels <= len(card.labels):
+                raise FieldError(f"min_labels must be 0 to {len(card.labels)}")
+        return card
 
 
 @dataclass(kw_only=True)

@@ -105,11 +105,13 @@ def print_summary(name: str, summary: Summary, as_json: bool) -> None:
         )
 
 
+NAMES = {"macro_f1": "macro-F1", "micro_f1": "micro-F1", "subset_accuracy": "subset accuracy"}
+
+
 def print_trained(metrics: dict, model_dir) -> None:
     for split, scores in metrics.items():
-        console.print(
-            f"{split}: accuracy {scores['accuracy']:.4f}, macro-F1 {scores['macro_f1']:.4f}"
-        )
+        shown = [f"{NAMES.get(k, k)} {v:.4f}" for k, v in scores.items() if k != "examples"]
+        console.print(f"{split}: {', '.join(shown)}")
     console.print(f"model written to {model_dir}")
 
 
@@ -138,10 +140,26 @@ def print_evaluation(report: dict, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(report, indent=2))
         return
+    if report.get("multi_label"):
+        scores = (
+            f"micro-F1 {report['micro_f1']:.4f}, macro-F1 {report['macro_f1']:.4f}, subset "
+            f"accuracy {report['subset_accuracy']:.4f}, Hamming loss {report['hamming_loss']:.4f}"
+        )
+    else:
+        scores = f"accuracy {report['accuracy']:.4f}, macro-F1 {report['macro_f1']:.4f}"
+    calibration = report["calibration"]
     console.print(
-        f"{report['examples']} examples: accuracy {report['accuracy']:.4f}, "
-        f"macro-F1 {report['macro_f1']:.4f}"
+        f"{report['examples']} examples: {scores}; calibration error (ECE) "
+        f"{calibration['ece_after']:.4f} (uncalibrated {calibration['ece_before']:.4f})"
     )
+    if "abstention" in report:
+        a = report["abstention"]
+        quality = {k: v for k, v in a.items() if k.endswith("_covered")}
+        console.print(
+            f"at min score {a['min_score']}: answers {a['coverage']:.1%} of the texts ("
+            + ", ".join(f"{k.replace('_covered', '')} {v:.4f} on them" for k, v in quality.items())
+            + ")"
+        )
     table = Table("label", "precision", "recall", "F1", "support")
     for label, scores in report["per_class"].items():
         table.add_row(

@@ -27,16 +27,23 @@ class Predictor(Protocol):
     labels: list[str]
     card: Card | None  # the model card (config.json); None for a model not yet saved
     model: nn.Module  # the trained network
+    multi_label: bool  # several labels per input (a sigmoid per label)
 
     @property
     def version(self) -> str:
         """The first 12 hex digits of the weights' sha256."""
         ...
 
-    def predict_proba(self, inputs: Sequence[Any] | Any) -> torch.Tensor:
-        """N x classes probabilities, in input order."""
+    def predict_proba(self, inputs: Sequence[Any] | Any, calibrated: bool = True) -> torch.Tensor:
+        """N x classes probabilities, in input order (divided by the card's temperature
+        unless ``calibrated`` is False)."""
+        ...
+
+    def assigned(self, probabilities: torch.Tensor) -> torch.Tensor:
+        """N x classes: the labels the model gives each input, from its probabilities."""
         ...
 
     def predict(self, inputs: Sequence[Any], top_k: int | None = 1) -> list[list[Prediction]]:
-        """For every input, its ``top_k`` labels (all when None), most probable first."""
+        """For every input, its labels, most probable first (``top_k`` of them; all when
+        None)."""
         ...

@@ -141,6 +141,7 @@ def test_trained_image_model_saved_and_reloaded_gives_identical_outputs(tmp_path
         "confusion.png",
         "metrics.json",
         "model.safetensors",
+        "reliability.png",
     ]
     dev = load_splits(ImageTask(), config).dev
     first, second = load(model_dir), load(model_dir)

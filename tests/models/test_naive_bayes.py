@@ -99,7 +99,8 @@ def test_a_model_trained_with_the_channel_keeps_its_counts_and_weight(tmp_path):
 def test_stacking_on_dev_weighs_an_informative_channel_in():
     """An untrained CNN is noise; n-grams that decide the class get a weight, and the mix
     classifies the dev texts the channel can."""
-    from textcnn.training.text import TextBatches, fit_ngram_channel
+    from textcnn.training.config import DecisionConfig
+    from textcnn.training.text import TextBatches, fit_decisions
 
     generator = torch.Generator().manual_seed(0)
     texts = torch.randint(4, VOCAB, (200, 6), generator=generator)
@@ -107,9 +108,14 @@ def test_stacking_on_dev_weighs_an_informative_channel_in():
     texts[:, 0] = 2 + labels  # word 2 in class 0, word 3 in class 1
     ids = texts.tolist()
     model = small_model(0.0)
-    weight = fit_ngram_channel(
-        model, (ids[:150], labels[:150]), TextBatches(ids[150:], labels[150:])
+    weight, temperature, _ = fit_decisions(
+        model,
+        (ids[:150], labels[:150]),
+        TextBatches(ids[150:], labels[150:]),
+        multi_label=False,
+        decision=DecisionConfig(),
     )
+    assert temperature > 0
     assert weight > 0
     dev = torch.tensor(ids[150:])
     with torch.no_grad():

@@ -37,6 +37,7 @@ def test_model_directory_contents(tiny_corpus, tmp_path):
         "model.safetensors",
         "metrics.json",
         "confusion.png",
+        "reliability.png",
     }
     assert (tmp_path / "run" / "model-last" / "model.safetensors").is_file()
     assert not (tmp_path / "run" / "checkpoint").exists()  # removed once the run is complete

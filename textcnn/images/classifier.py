@@ -38,6 +38,8 @@ class ImageClassifier:
         self.size = size
         self.card = card
 
+    multi_label = False  # one class per image
+
     @property
     def version(self) -> str:
         """The first 12 hex digits of the weights' sha256."""
@@ -58,13 +60,22 @@ class ImageClassifier:
         return self.normalization(images).to(device)
 
     @torch.inference_mode()
-    def predict_proba(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-        """N x num_classes class probabilities of uint8 N x C x H x W images."""
+    def predict_proba(
+        self, images: torch.Tensor, batch_size: int = 256, calibrated: bool = True
+    ) -> torch.Tensor:
+        """N x num_classes class probabilities of uint8 N x C x H x W images: the softmax of
+        the logits divided by the card's temperature (``calibrated=False``: by 1)."""
+        temperature = self.card.temperature if calibrated and self.card is not None else 1.0
         out = [
-            torch.softmax(self.model(self._inputs(part)).float(), dim=-1).cpu()
+            torch.softmax(self.model(self._inputs(part)).float() / temperature, dim=-1).cpu()
             for part in images.split(batch_size)
         ]
         return torch.cat(out) if out else torch.empty(0, len(self.labels))
+
+    def assigned(self, probabilities: torch.Tensor) -> torch.Tensor:
+        """N x classes: the top class of each image."""
+        chosen = torch.zeros_like(probabilities, dtype=torch.bool)
+        return chosen.scatter_(1, probabilities.argmax(1, keepdim=True), True)
 
     def predict(
         self, images: torch.Tensor | Sequence[str | Path], top_k: int | None = 1

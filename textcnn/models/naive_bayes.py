@@ -56,20 +56,37 @@ class NaiveBayesChannel(nn.Module):
 
     @torch.no_grad()
     def fit(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], alpha: float = 1.0):
-        """Count (padded token ids, class indices) batches; Laplace smoothing ``alpha`` over
-        the n-grams seen. Returns self."""
-        counts = torch.zeros_like(self.log_likelihood)
+        """Count (padded token ids, targets) batches; Laplace smoothing ``alpha`` over the
+        n-grams seen. Targets are class indices (one label per text: a log-likelihood per
+        class), or N x labels 0/1 (several: per label the log-likelihood ratio of the texts
+        with the label against those without, and the log prior odds). Returns self."""
+        counts = torch.zeros_like(self.log_likelihood)  # n-gram x class: texts with both
+        grams = torch.zeros(len(counts))  # n-gram: texts with it
         classes = torch.zeros_like(self.log_prior)
-        flat = counts.view(-1)
+        texts = 0
         width = counts.shape[1]
         for token_ids, targets in batches:
             rows, present = self.ngrams(token_ids)
-            cells = (rows * width + targets[:, None])[present]  # one count per n-gram and text
-            flat.index_put_((cells,), torch.ones_like(cells, dtype=flat.dtype), accumulate=True)
-            classes += torch.bincount(targets, minlength=width).to(classes.dtype)
-        seen = counts.sum(1) > 0
-        smoothed = (counts + alpha) * seen[:, None]
-        totals = smoothed.sum(0, keepdim=True)
-        self.log_likelihood.copy_(torch.where(seen[:, None], (smoothed / totals).log(), 0.0))
-        self.log_prior.copy_((classes + alpha).log() - (classes + alpha).sum().log())
+            grams.index_put_((rows[present],), torch.ones(int(present.sum())), accumulate=True)
+            texts += len(targets)
+            if targets.dim() == 1:  # class indices
+                cells = (rows * width + targets[:, None])[present]
+                counts.view(-1).index_put_((cells,), torch.ones(len(cells)), accumulate=True)
+                classes += torch.bincount(targets, minlength=width).to(classes.dtype)
+            else:  # labels x 0/1: each n-gram of a text counts for each of its labels
+                counts.index_add_(0, rows[present], targets.float()[present.nonzero()[:, 0]])
+                classes += targets.float().sum(0)
+        seen = grams > 0
+
+        def log_likelihood(counts: torch.Tensor) -> torch.Tensor:
+            smoothed = (counts + alpha) * seen[:, None]
+            return torch.where(seen[:, None], (smoothed / smoothed.sum(0)).log(), 0.0)
+
+        if targets.dim() == 1:
+            self.log_likelihood.copy_(log_likelihood(counts))
+            self.log_prior.copy_((classes + alpha).log() - (classes + alpha).sum().log())
+        else:
+            with_label = log_likelihood(counts)
+            self.log_likelihood.copy_(with_label - log_likelihood(grams[:, None] - counts))
+            self.log_prior.copy_((classes + alpha).log() - (texts - classes + alpha).log())
         return self

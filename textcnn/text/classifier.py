@@ -8,6 +8,7 @@ import logging
 from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from itertools import chain
 from pathlib import Path
 from typing import Literal
@@ -39,7 +40,19 @@ class Evidence:
 class Result:
     predictions: list[Prediction]  # most probable first
     truncated: bool  # the text was longer than the model's maximum length
-    evidence: list[Evidence] | None = None  # with explain=True
+    evidence: list[Evidence] | None = None  # with explain=True: for the top label
+    # the labels the model gives the text, most probable first: the top one, or for a
+    # multi-label model every label over its threshold (at least min_labels of them)
+    assigned: tuple[str, ...] = ()
+    abstained: bool = False  # the top score was under min_score: the model is not sure
+    # multi-label with explain=True: the spans of every assigned label
+    label_evidence: dict[str, list[Evidence]] | None = None
+
+    @property
+    def label(self) -> str | None:
+        """The answer: the most probable assigned label; None when the model abstained (or,
+        multi-label with min_labels 0, assigned none)."""
+        return None if self.abstained or not self.assigned else self.assigned[0]
 
 
 @dataclass(frozen=True)
@@ -62,6 +75,8 @@ def pad_batch(sequences: Sequence[Sequence[int]]) -> torch.Tensor:
 
 
 InferencePath = Literal["auto", "folded", "conv"]
+# labels per result: "auto" (the top one; a multi-label model's assigned ones), k, or all
+TopK = int | None | Literal["auto"]
 
 
 @contextlib.contextmanager
@@ -133,6 +148,10 @@ class TextClassifier:
         return self.card.version if self.card is not None else "unsaved"
 
     @property
+    def multi_label(self) -> bool:
+        return self.card is not None and self.card.multi_label
+
+    @property
     def max_length(self) -> int:
         truncation = self.tokenizer.truncation
         return truncation["max_length"] if truncation else 0
@@ -155,65 +174,108 @@ class TextClassifier:
             return Encoded([e.ids for e in encodings], [bool(e.overflowing) for e in encodings])
 
     @torch.inference_mode()
-    def predict_proba(self, texts: Sequence[str] | Encoded, batch_size: int = 1024) -> torch.Tensor:
-        """N x classes probabilities of texts (or of their :meth:`encode`), in input order.
-        Batches are cut from the texts sorted by length, so little work goes into padding."""
+    def predict_proba(
+        self, texts: Sequence[str] | Encoded, batch_size: int = 1024, calibrated: bool = True
+    ) -> torch.Tensor:
+        """N x classes probabilities of texts (or of their :meth:`encode`), in input order: a
+        softmax over the classes, or for a multi-label model a sigmoid per label, of the
+        logits divided by the card's temperature (``calibrated=False``: by 1). Batches are
+        cut from the texts sorted by length, so little work goes into padding."""
         ids = (texts if isinstance(texts, Encoded) else self.encode(texts)).ids
         out = torch.empty(len(ids), len(self.labels))
         if self.network is self.model:  # the convolutions: one text at a time (see above)
             batch_size = 1
+        temperature = self.card.temperature if calibrated and self.card is not None else 1.0
+        activation = torch.sigmoid if self.multi_label else partial(torch.softmax, dim=-1)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         for start in range(0, len(ids), batch_size):
             rows = order[start : start + batch_size]
             batch = pad_batch([ids[i] for i in rows]).to(self._device())
-            out[rows] = torch.softmax(self.network(batch).float(), dim=-1).cpu()
+            logits = self.network(batch).float()
+            out[rows] = activation(logits / temperature if temperature != 1 else logits).cpu()
         return out
 
+    def assigned(self, probabilities: torch.Tensor) -> torch.Tensor:
+        """N x classes: which labels the model gives each text (its top class; multi-label,
+        every label at or over its threshold, and at least ``min_labels`` top ones)."""
+        chosen = torch.zeros_like(probabilities, dtype=torch.bool)
+        if not self.multi_label:
+            return chosen.scatter_(1, probabilities.argmax(1, keepdim=True), True)
+        chosen = probabilities >= torch.tensor(self.card.thresholds)
+        if self.card.min_labels:
+            top = probabilities.topk(self.card.min_labels, dim=1).indices
+            chosen.scatter_(1, top, True)
+        return chosen
+
     def predict(
-        self, texts: Sequence[str], top_k: int | None = 1, batch_size: int = 1024
+        self, texts: Sequence[str], top_k: TopK = "auto", batch_size: int = 1024
     ) -> list[list[Prediction]]:
-        """For every text, its ``top_k`` labels (all when None), most probable first."""
+        """For every text, its labels, most probable first: ``"auto"`` the top one (a
+        multi-label model: the labels it assigns), an integer k the k most probable, None
+        every label."""
         return [r.predictions for r in self.classify(texts, top_k, batch_size=batch_size)]
 
     @torch.inference_mode()
     def classify(
         self,
         texts: Sequence[str],
-        top_k: int | None = 1,
+        top_k: TopK = "auto",
         explain: bool = False,
         batch_size: int = 1024,
         evidence_spans: int = 5,
+        min_score: float | None = None,
     ) -> list[Result]:
-        """Predictions, truncation flags and (with ``explain``) the n-grams behind each decision."""
-        if top_k is not None and top_k < 1:
-            raise ValueError(f"top_k must be at least 1 or None, got {top_k}")
-        k = len(self.labels) if top_k is None else min(top_k, len(self.labels))
+        """Predictions (see :meth:`predict`), the labels assigned, truncation flags, and
+        (with ``explain``) the n-grams behind each assigned label. Below ``min_score`` the
+        model abstains: the result has no label, and its scores still."""
+        if top_k is not None and top_k != "auto" and (isinstance(top_k, bool) or top_k < 1):
+            raise ValueError(f"top_k must be 'auto', at least 1, or None, got {top_k!r}")
         encoded = self.encode(texts)
         probs = self.predict_proba(encoded, batch_size)
-        scores, indices = probs.topk(k, dim=-1)
-        evidence = (
-            self._evidence(
-                [clean_text(t) for t in texts], indices[:, 0], batch_size, evidence_spans
-            )
-            if explain
-            else [None] * len(probs)
-        )
-        labels = self.labels
+        given = self._given(probs)  # per text, the assigned classes, most probable first
+        if top_k == "auto" and self.multi_label:
+            shown = given
+        else:
+            k = len(self.labels) if top_k is None else 1 if top_k == "auto" else top_k
+            shown = probs.topk(min(k, len(self.labels)), dim=-1).indices.tolist()
+        why = None
+        if explain:
+            why = self._evidence([clean_text(t) for t in texts], given, batch_size, evidence_spans)
+        labels, results = self.labels, []
         with collection_paused():
-            return [
-                Result([Prediction(labels[i], p) for p, i in zip(ps, ix, strict=True)], cut, why)
-                for ps, ix, cut, why in zip(
-                    scores.tolist(), indices.tolist(), encoded.truncated, evidence, strict=True
+            for n, (classes, gave) in enumerate(zip(shown, given, strict=True)):
+                row = probs[n]
+                scores = row[classes].tolist()
+                results.append(
+                    Result(
+                        [Prediction(labels[c], p) for c, p in zip(classes, scores, strict=True)],
+                        encoded.truncated[n],
+                        None if why is None else why[n].get(gave[0], []) if gave else [],
+                        tuple(labels[c] for c in gave),
+                        min_score is not None and float(row.max()) < min_score,
+                        None
+                        if why is None or not self.multi_label
+                        else {labels[c]: why[n][c] for c in gave},
+                    )
                 )
-            ]
+        return results
+
+    def _given(self, probabilities: torch.Tensor) -> list[list[int]]:
+        """Per text, the classes :meth:`assigned` gives it, most probable first."""
+        if not self.multi_label:
+            return probabilities.topk(1, dim=1).indices.tolist()
+        chosen = self.assigned(probabilities)
+        ranked = probabilities.argsort(dim=1, descending=True)
+        keep = chosen.gather(1, ranked)
+        return [row[mask].tolist() for row, mask in zip(ranked, keep, strict=True)]
 
     def _evidence(
-        self, texts: list[str], classes: torch.Tensor, batch_size: int, spans: int
-    ) -> list[list[Evidence]]:
-        """For each text and its class, the windows that won max-pooling in the filters
-        that add most to the class's logit, as character spans of the text (the tokenizer's
-        offsets map windows back to it)."""
-        out: list[list[Evidence]] = []
+        self, texts: list[str], classes: list[list[int]], batch_size: int, spans: int
+    ) -> list[dict[int, list[Evidence]]]:
+        """For each text and each of its ``classes``, the windows that won max-pooling in
+        the filters that add most to the class's logit, as character spans of the text (the
+        tokenizer's offsets map windows back to it)."""
+        out: list[dict[int, list[Evidence]]] = []
         for start in range(0, len(texts), batch_size):
             chunk = texts[start : start + batch_size]
             encodings = encode_batch(self.tokenizer, chunk)
@@ -221,8 +283,13 @@ class TextClassifier:
             # contributions N x C x F, first and last token of each winning window N x F
             contributions, first, last = self.network.ngram_evidence(ids)
             for row, (text, encoding) in enumerate(zip(chunk, encodings, strict=True)):
-                votes = contributions[row, int(classes[start + row])]  # F
-                out.append(self._spans(text, encoding, votes, first[row], last[row], spans))
+                out.append(
+                    {
+                        c: self._spans(text, encoding, contributions[row, c], first[row],
+                                       last[row], spans)
+                        for c in classes[start + row]
+                    }
+                )  # fmt: skip
         return out
 
     @staticmethod

@@ -14,7 +14,7 @@ import logging
 import sys
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -25,13 +25,17 @@ log = logging.getLogger(__name__)
 FORMATS = ("csv", "tsv", "jsonl", "fasttext", "folder", "lines")
 FASTTEXT_PREFIX = "__label__"
 MAX_LABEL_CHARS = 200  # a longer "label" is a text in the wrong column, or no label at all
+MAX_ROW_LABELS = 1000  # labels one row may have
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+
+
+Label = str | tuple[str, ...]  # one label, or the labels of a multi-label row
 
 
 @dataclass(frozen=True)
 class Example:
     text: str
-    label: str | None  # None when the reader was asked for unlabelled texts
+    label: Label | None  # None when the reader was asked for unlabelled texts
     line: int = 0  # line of the file where the row starts (0 for a document in a folder)
     id: str | None = None  # the id column/key when one was named (a folder: the file name)
 
@@ -49,10 +53,14 @@ class ReadReport:
 
 @dataclass
 class Corpus:
+    """Labelled texts: one label each (strings), or with ``multi_label`` a tuple of labels
+    each."""
+
     texts: list[str]
-    labels: list[str]
+    labels: list[Label]
     source: str
     report: ReadReport = field(default_factory=ReadReport)
+    multi_label: bool = False
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -61,13 +69,19 @@ class Corpus:
         """sha256 of the texts and labels, in order: identifies the training data."""
         digest = hashlib.sha256()
         for text, label in zip(self.texts, self.labels, strict=True):
+            label = "\x1f".join(label) if isinstance(label, tuple) else label
             digest.update(label.encode() + b"\t" + text.encode() + b"\n")
         return digest.hexdigest()
 
     def subset(self, indices: list[int]) -> Corpus:
-        return Corpus(
-            [self.texts[i] for i in indices], [self.labels[i] for i in indices], self.source
-        )
+        texts, labels = [self.texts[i] for i in indices], [self.labels[i] for i in indices]
+        return Corpus(texts, labels, self.source, multi_label=self.multi_label)
+
+    def label_names(self) -> list[str]:
+        """Every label the corpus uses, sorted."""
+        if self.multi_label:
+            return sorted({label for labels in self.labels for label in labels})
+        return sorted(set(self.labels))
 
 
 class BadRow(ValueError):
@@ -85,6 +99,11 @@ class ReaderOptions:
     skip_bad_rows: bool = False  # skip and count bad rows instead of stopping
     format: str | None = None  # csv|tsv|jsonl|fasttext|folder|lines; None: from the name
     id_field: str | None = None  # column or key holding a row id (scoring)
+    # several labels per row: True, False, or None to detect (a row with several labels
+    # makes the corpus multi-label); labels are joined by the separator in a CSV/TSV/JSONL
+    # label field (a JSONL list works too), and are several __label__ tags in fastText
+    multi_label: bool | None = None
+    label_separator: str = ","
 
 
 def detect_format(path: Path) -> str:
@@ -105,6 +124,39 @@ def detect_format(path: Path) -> str:
             f"{path}: cannot tell the format from the name; pass --format, one of {FORMATS}"
         )
     return by_suffix[suffix]
+
+
+def _labels(where: str, value, options: ReaderOptions) -> Label | BadRow:
+    """The label of a row, or (multi-label, or to be detected) the tuple of its labels: a
+    list, or a text split at the separator. No labels, or too many, is a bad row."""
+    if options.multi_label is False:
+        if isinstance(value, list):
+            return BadRow(where, "several labels", "several labels; pass --multi-label")
+        return _label(where, value)
+    items = value if isinstance(value, list) else [value]
+    if isinstance(value, str):
+        items = value.split(options.label_separator) if options.label_separator else [value]
+    labels = []
+    for item in items:
+        if isinstance(item, str) and not item.strip() and len(items) > 1:
+            continue  # "a,,b" or a trailing separator
+        label = _label(where, item)
+        if isinstance(label, BadRow):
+            return label
+        if options.label_separator and options.label_separator in label:
+            return BadRow(
+                where,
+                "separator in a label",
+                f"the label {label[:40]!r} holds the label separator "
+                f"{options.label_separator!r}; choose another with --label-separator",
+            )
+        if label not in labels:
+            labels.append(label)
+    if not labels:
+        return BadRow(where, "missing label", "an empty list of labels; a row needs at least one")
+    if len(labels) > MAX_ROW_LABELS:
+        return BadRow(where, "too many labels", f"{len(labels)} labels (at most {MAX_ROW_LABELS})")
+    return tuple(labels)
 
 
 def _label(where: str, value) -> str | BadRow:
@@ -139,7 +191,7 @@ def _check(
     elif label is None:
         return BadRow(where, "missing label", "missing label; fix the row or pass --skip-bad-rows")
     else:
-        label = _label(where, label)
+        label = _labels(where, label, options)
         if isinstance(label, BadRow):
             return label
     # JSONL may escape a lone surrogate; it could not be written back out as UTF-8
@@ -299,13 +351,9 @@ def _fasttext_row(where: str, number: int, line: str, options: ReaderOptions) ->
         labels.append(words.pop(0)[len(FASTTEXT_PREFIX) :])
     if not labels and options.label_field is not None:
         return BadRow(where, "missing label", f"no label; lines start with {FASTTEXT_PREFIX}LABEL")
-    if len(labels) > 1:
-        return BadRow(
-            where,
-            "several labels",
-            f"{len(labels)} labels; this classifier takes one label per text",
-        )
-    return _check(where, number, " ".join(words), labels[0] if labels else None, options)
+    # several tags: a multi-label row (a list: the separator does not split a tag)
+    value = labels if options.multi_label is not False or len(labels) > 1 else labels[0]
+    return _check(where, number, " ".join(words), value if labels else None, options)
 
 
 def _read_jsonl(path: Path, options: ReaderOptions) -> Iterator[Example | BadRow]:
@@ -323,6 +371,7 @@ def _read_lines(path: Path, options: ReaderOptions) -> Iterator[Example | BadRow
 
 
 def _read_folder(path: Path, options: ReaderOptions) -> Iterator[Example | BadRow]:
+    options = replace(options, multi_label=False)  # a folder per class: one label each
     classes = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise ValueError(
@@ -374,6 +423,7 @@ def iter_examples(
 
 def read_corpus(path: str | Path, options: ReaderOptions | None = None) -> Corpus:
     """Read a whole labelled file (or class folder) into memory, in one pass."""
+    options = options or ReaderOptions()
     report = ReadReport()
     texts, labels = [], []
     for example in iter_examples(path, options, report):
@@ -385,4 +435,12 @@ def read_corpus(path: str | Path, options: ReaderOptions | None = None) -> Corpu
         log.warning(
             "%s: skipped %d bad rows %s", path, sum(report.skipped.values()), dict(report.skipped)
         )
-    return Corpus(texts, labels, str(path), report)
+    several = sum(isinstance(label, tuple) and len(label) > 1 for label in labels)
+    multi = options.multi_label if options.multi_label is not None else several > 0
+    if multi and options.multi_label is None:
+        log.info("%s: multi-label (%d of %d rows have several labels)", path, several, len(labels))
+    if multi:
+        labels = [label if isinstance(label, tuple) else (label,) for label in labels]
+    else:
+        labels = [label[0] if isinstance(label, tuple) else label for label in labels]
+    return Corpus(texts, labels, str(path), report, multi)

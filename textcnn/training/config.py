@@ -2,12 +2,13 @@
 options by one generic loader (:func:`load_config`) that walks the dataclass fields.
 
 A text run (:class:`TextTrainConfig`) has the sections ``[data]``, ``[tokenizer]``,
-``[vectors]``, ``[model]``, ``[distill]`` and ``[training]``; an image run
-(:class:`ImageTrainConfig`) ``[data]``, ``[image]`` and ``[training]`` (with training
-defaults of its own). An override names ``section.key`` (``model.num_filters``) or a bare
-key that one section of the task has (``num_filters``); a key that does not exist, belongs
-to the other task, or is taken from the data, is an error that names it. Values are checked
-against the fields' types (:mod:`textcnn.typed`). Nothing is read from the environment.
+``[vectors]``, ``[model]``, ``[distill]``, ``[training]`` and ``[decision]``; an image run
+(:class:`ImageTrainConfig`) ``[data]``, ``[image]``, ``[training]`` (with training defaults
+of its own) and ``[decision]``. An override names ``section.key`` (``model.num_filters``)
+or a bare key that one section of the task has (``num_filters``); a key that does not
+exist, belongs to the other task, or is taken from the data, is an error that names it.
+Values are checked against the fields' types (:mod:`textcnn.typed`). Nothing is read from
+the environment.
 """
 
 from __future__ import annotations
@@ -76,7 +77,11 @@ class DataConfig:
     test: str | None = None  # test file, evaluated once at the end
     format: str | None = None  # csv | tsv | jsonl | fasttext | folder; None: from the file name
     text_field: str = "text"  # CSV/TSV column or JSONL key of the text
-    label_field: str = "label"  # CSV/TSV column or JSONL key of the label
+    label_field: str = "label"  # CSV/TSV column or JSONL key of the label (or labels)
+    # several labels per text: true, false, or null to detect it (a row with several
+    # labels makes a multi-label run, said in the log)
+    multi_label: bool | None = None
+    label_separator: str = ","  # between the labels of a row (CSV/TSV/JSONL text)
     skip_bad_rows: bool = False  # skip and count bad rows instead of stopping at the first
     unlabeled: str | None = None  # raw texts, one per line: for --train-vectors and a teacher
     dev_fraction: float = 0.1  # stratified share of the training data held out for dev
@@ -89,6 +94,19 @@ class DataConfig:
     def run_folder(self) -> Path:
         """``output``, or ``runs/`` plus the name of the data (``runs/tweets``, ``runs/train``)."""
         return Path(self.output) if self.output else Path("runs") / Path(self.data.rstrip("/")).stem
+
+
+@dataclass
+class DecisionConfig:
+    """How scores become answers, fitted on the dev split after training."""
+
+    calibrate: bool = True  # fit a temperature (with the n-gram channel's weight) on dev
+    min_labels: int = 1  # multi-label: every text gets at least this many top labels (0: none)
+    min_support: int = 5  # multi-label: dev positives a label needs for a threshold of its own
+
+    def __post_init__(self) -> None:
+        if self.min_labels < 0 or self.min_support < 1:
+            raise ValueError("min_labels must not be negative, min_support at least 1")
 
 
 @dataclass
@@ -124,7 +142,9 @@ class TextTrainConfig:
     model: TextCNNConfig = field(default_factory=TextCNNConfig)  # the network's own config
     distill: DistillConfig = field(default_factory=DistillConfig)
     training: FitSettings = field(default_factory=FitSettings)
-    class_weights: Literal["none", "balanced"] = "none"  # balanced: by inverse class frequency
+    decision: DecisionConfig = field(default_factory=DecisionConfig)
+    # balanced: classes weighed by inverse frequency (multi-label: positives by negatives)
+    class_weights: Literal["none", "balanced"] = "none"
     recipe: str = "rand"  # the RECIPES entry under the settings
 
 
@@ -150,6 +170,7 @@ class ImageTrainConfig:
     data: DataConfig = field(default_factory=lambda: DataConfig(data="fashion-mnist"))
     image: ImageSettings = field(default_factory=ImageSettings)
     training: FitSettings = field(default_factory=_image_training)
+    decision: DecisionConfig = field(default_factory=DecisionConfig)
 
 
 TrainConfig = TextTrainConfig | ImageTrainConfig

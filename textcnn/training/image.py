@@ -13,9 +13,23 @@ from ..images.classifier import ImageClassifier
 from ..images.data import FASHION_MNIST, ImageBatches, ImageSet, Normalization, read_images
 from ..images.models import ImageModelConfig, build_image_model, image_model_config
 from ..text.corpora import ReaderOptions
+from .calibration import fit_scales
 from .config import ImageTrainConfig, run_settings
 from .task import Fitted, Run, Splits
 from .trainer import Trainer
+
+
+@torch.no_grad()
+def dev_logits(model, batches: ImageBatches, size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N x classes logits, class indices) of every dev image, in eval mode."""
+    model.eval()
+    device = next(model.parameters()).device
+    logits, targets = [], []
+    for start in range(0, len(batches), size):
+        images, classes = batches.batch(list(range(start, min(start + size, len(batches)))))
+        logits.append(model(images.to(device)).float().cpu())
+        targets.append(classes)
+    return torch.cat(logits), torch.cat(targets)
 
 
 class ImageTask:
@@ -68,13 +82,19 @@ class ImageTask:
         model = build_image_model(im.arch, model_config, shape)
         normalization = Normalization.of(train.images)
         crop, flip = (im.crop_padding, im.flip) if im.augment else (0, False)
-        result = Trainer(model, config.training, run.workdir, world=run.world).fit(
+        trainer = Trainer(model, config.training, run.workdir, world=run.world)
+        result = trainer.fit(
             ImageBatches(train, normalization, crop, flip),
             ImageBatches(dev, normalization),
             resume=run.resume,
             on_epoch_end=run.on_epoch_end,
             data=run.data,
         )
+        temperature = 1.0
+        if config.decision.calibrate:  # temperature scaling of the best weights, on dev
+            model.load_state_dict(result.best_state)
+            logits, targets = dev_logits(model, ImageBatches(dev, normalization))
+            temperature = 1 / fit_scales(logits, None, targets, multi_label=False)[0]
         card = ImageCard(
             architecture=im.arch,
             name=run.workdir.name,
@@ -91,6 +111,7 @@ class ImageTask:
                 "train": {"source": train.source, "examples": len(train)},
                 "dev": {"source": dev.source, "examples": len(dev)},
             },
+            temperature=temperature,
         )
         classifier = ImageClassifier(
             model.to("cpu"), train.labels, normalization, train.channels, train.size, card

@@ -79,3 +79,67 @@ def plot_confusion_matrix(report: dict, path: Path, title: str = "") -> None:
     with atomic_file(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
+
+
+def multilabel_report(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> dict:
+    """Several labels per text (``y_true``, ``y_pred``: N x labels, 0/1): micro and macro
+    precision/recall/F1, per-label precision/recall/F1/support, subset accuracy (every label
+    of a text right) and Hamming loss (the share of (text, label) decisions that are wrong)."""
+    y_true, y_pred = np.asarray(y_true, dtype=bool), np.asarray(y_pred, dtype=bool)
+    true_positives = (y_true & y_pred).sum(0).astype(float)
+    predicted, actual = y_pred.sum(0), y_true.sum(0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(predicted > 0, true_positives / predicted, 0.0)
+        recall = np.where(actual > 0, true_positives / actual, 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    tp, pp, ap = true_positives.sum(), predicted.sum(), actual.sum()
+    micro_p, micro_r = (tp / pp if pp else 0.0), (tp / ap if ap else 0.0)
+    micro_f1 = 2 * micro_p * micro_r / (micro_p + micro_r) if micro_p + micro_r else 0.0
+    return {
+        "examples": len(y_true),
+        "multi_label": True,
+        "macro_f1": float(f1.mean()),
+        "micro_f1": float(micro_f1),
+        "micro_precision": float(micro_p),
+        "micro_recall": float(micro_r),
+        "macro_precision": float(precision.mean()),
+        "macro_recall": float(recall.mean()),
+        "subset_accuracy": float((y_true == y_pred).all(1).mean()) if len(y_true) else 0.0,
+        "hamming_loss": float((y_true != y_pred).mean()) if y_true.size else 0.0,
+        "per_class": {
+            label: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(actual[i]),
+            }
+            for i, label in enumerate(labels)
+        },
+        "labels": list(labels),
+    }
+
+
+def plot_label_f1(report: dict, path: Path, title: str = "") -> None:
+    """Each label's F1 as a horizontal bar, with its support: the multi-label counterpart of
+    the confusion matrix."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = report["labels"]
+    scores = [report["per_class"][label]["f1"] for label in labels]
+    support = [report["per_class"][label]["support"] for label in labels]
+    fig, ax = plt.subplots(figsize=(6, max(3.0, 0.28 * len(labels) + 1)))
+    ax.barh(range(len(labels)), scores, color="tab:blue")
+    ax.set_yticks(
+        range(len(labels)), [f"{label} ({n})" for label, n in zip(labels, support, strict=True)]
+    )
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("F1 (support in brackets)")
+    ax.set_title(title or f"macro-F1 {report['macro_f1']:.3f}, micro-F1 {report['micro_f1']:.3f}")
+    fig.tight_layout()
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)

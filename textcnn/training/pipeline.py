@@ -18,7 +18,9 @@ import torch
 
 from ..artifacts import (
     CONFUSION_FILE,
+    LABEL_F1_FILE,
     METRICS_FILE,
+    RELIABILITY_FILE,
     WEIGHTS_FILE,
     atomic_directory,
     file_sha256,
@@ -31,12 +33,19 @@ from ..predictor import Predictor
 from ..text.classifier import TextClassifier
 from ..text.corpora import ReaderOptions
 from ..text.splits import stratified_folds, stratified_split
+from .calibration import calibration_report, plot_reliability
 from .checkpoint import remove_checkpoint
 from .config import ImageTrainConfig, TextTrainConfig, TrainConfig
 from .distributed import World, join, leave
 from .image import ImageTask
 from .launch import run_processes
-from .metrics import MAX_PICTURED_CLASSES, classification_report, plot_confusion_matrix
+from .metrics import (
+    MAX_PICTURED_CLASSES,
+    classification_report,
+    multilabel_report,
+    plot_confusion_matrix,
+    plot_label_f1,
+)
 from .optim import pick_device
 from .task import Dataset, Run, Splits, Task
 from .text import TextTask
@@ -81,22 +90,63 @@ def hold_out_dev(task: Task, data: Dataset, config: TrainConfig) -> tuple[Datase
     return data.subset(kept), data.subset(held)
 
 
-def evaluate(predictor: Predictor, task: Task, data: Dataset, name: str = "") -> dict:
-    """Accuracy, macro-F1, per-class scores and confusion matrix of ``predictor`` on ``data``."""
+def evaluate(
+    predictor: Predictor, task: Task, data: Dataset, name: str = "", min_score: float | None = None
+) -> dict:
+    """How ``predictor`` does on ``data``: accuracy, macro-F1, per-class scores and the
+    confusion matrix (multi-label: micro and macro F1, per-label scores, subset accuracy,
+    Hamming loss), and its calibration (expected calibration error and log-loss, before and
+    after). With ``min_score``, also the share of texts it answers there and how well."""
     inputs, targets = task.examples(predictor, data)
-    predicted = predictor.predict_proba(inputs).argmax(dim=1)
-    report = classification_report(
-        torch.as_tensor(targets).numpy(), predicted.numpy(), predictor.labels
-    )
+    targets = torch.as_tensor(targets)
+    probabilities = predictor.predict_proba(inputs)
+    chosen = predictor.assigned(probabilities)
+    if predictor.multi_label:
+        report = multilabel_report(targets.numpy(), chosen.numpy(), predictor.labels)
+    else:
+        predicted = chosen.float().argmax(1).numpy()
+        report = classification_report(targets.numpy(), predicted, predictor.labels)
+    temperature = predictor.card.temperature if predictor.card is not None else 1.0
+    raw = probabilities if temperature == 1 else predictor.predict_proba(inputs, calibrated=False)
+    report["calibration"] = calibration_report(raw, probabilities, targets, predictor.multi_label)
+    if min_score is not None:
+        report["abstention"] = abstention_report(probabilities, chosen, targets, min_score)
     report["data"] = name or data.source
     return report
 
 
-def evaluate_data(predictor: Predictor, spec: str, options: ReaderOptions | None = None) -> dict:
+def abstention_report(probabilities, chosen, targets, min_score: float) -> dict:
+    """With answers only when the top score reaches ``min_score``: the share of texts
+    answered (coverage) and the accuracy (multi-label: micro-F1) on them."""
+    covered = probabilities.max(1).values >= min_score
+    report = {
+        "min_score": min_score,
+        "coverage": float(covered.float().mean()) if len(covered) else 0.0,
+    }
+    if chosen.shape[1] and covered.any():
+        mine, truth = chosen[covered], targets[covered]
+        if truth.dim() == 1:
+            report["accuracy_covered"] = float((mine.float().argmax(1) == truth).float().mean())
+        else:
+            true_pos = (mine & truth.bool()).sum().item()
+            report["micro_f1_covered"] = (
+                2 * true_pos / max(1, mine.sum().item() + truth.sum().item())
+            )
+    report["covered"] = int(covered.sum())
+    return report
+
+
+def evaluate_data(
+    predictor: Predictor,
+    spec: str,
+    options: ReaderOptions | None = None,
+    min_score: float | None = None,
+) -> dict:
     """:func:`evaluate` on the labelled data named by ``spec``, read with ``options`` (the
     format, the columns) as ``predictor`` needs it."""
     task = task_of(predictor)
-    return evaluate(predictor, task, task.read_for(predictor, spec, options or ReaderOptions()))
+    data = task.read_for(predictor, spec, options or ReaderOptions())
+    return evaluate(predictor, task, data, min_score=min_score)
 
 
 def train_model(
@@ -200,26 +250,36 @@ def identity(train: Dataset, dev: Dataset) -> dict:
 
 
 def write_model_dir(path: Path, predictor, card: Card, metrics: dict, task: Task) -> None:
-    """config.json (with the weights' sha256), model.safetensors, metrics.json,
-    confusion.png (up to :data:`MAX_PICTURED_CLASSES` classes) and the task's own files,
-    all at once: a temporary folder, then a rename."""
+    """config.json (with the weights' sha256), model.safetensors, metrics.json, the
+    evaluation picture (confusion.png up to :data:`MAX_PICTURED_CLASSES` classes, or a
+    multi-label model's label_f1.png), reliability.png and the task's own files, all at
+    once: a temporary folder, then a rename."""
     with atomic_directory(path) as tmp:
         save_tensors(predictor.model.state_dict(), tmp / WEIGHTS_FILE)
         task.write_files(predictor, tmp)
         write_json(tmp / METRICS_FILE, metrics)
         shown = metrics.get("test") or metrics.get("dev")
-        if shown and len(shown["labels"]) <= MAX_PICTURED_CLASSES:
-            plot_confusion_matrix(shown, tmp / CONFUSION_FILE, f"{path.name} on {shown['data']}")
+        title = f"{path.name} on {shown['data']}"
+        if len(shown["labels"]) <= MAX_PICTURED_CLASSES:
+            if shown.get("multi_label"):
+                plot_label_f1(shown, tmp / LABEL_F1_FILE, title)
+            else:
+                plot_confusion_matrix(shown, tmp / CONFUSION_FILE, title)
+        plot_reliability(shown["calibration"], tmp / RELIABILITY_FILE, title)
         digest = file_sha256(tmp / WEIGHTS_FILE)
         save_card(replace(card, metrics=headline(metrics), weights_sha256=digest), tmp)
 
 
+HEADLINE = ("accuracy", "micro_f1", "macro_f1", "subset_accuracy", "examples")
+
+
 def headline(metrics: dict) -> dict:
-    """Accuracy, macro-F1 and size of every evaluated split, for the card."""
+    """The main scores and size of every evaluated split, and its calibration error, for
+    the card."""
     return {
-        split: {"accuracy": r["accuracy"], "macro_f1": r["macro_f1"], "examples": r["examples"]}
+        split: {key: r[key] for key in HEADLINE if key in r}
+        | {"ece": round(r["calibration"]["ece_after"], 4)}
         for split, r in metrics.items()
-        if isinstance(r, dict) and "accuracy" in r
     }
 
 

@@ -9,7 +9,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from tokenizers import Tokenizer
 
 from ..artifacts import TOKENIZER_FILE
@@ -30,10 +29,11 @@ from ..text.tokenizer import (
     train_tokenizer,
 )
 from ..text.vectors import embedding_matrix, load_vectors, train_vectors
-from .config import TextTrainConfig, run_settings
+from .calibration import fit_scales, pick_thresholds
+from .config import DecisionConfig, TextTrainConfig, run_settings
 from .distill import DISTILLED_FILE, distilled_set, load_distilled, save_distilled
 from .distributed import local_device
-from .objectives import Distillation, SingleLabel
+from .objectives import Distillation, MultiLabel, SingleLabel
 from .optim import pick_device
 from .task import Fitted, Run, Splits
 from .trainer import Trainer
@@ -65,9 +65,71 @@ def read_texts(spec: str, options: ReaderOptions) -> Corpus:
     return read_corpus(spec, options)
 
 
-def reader_options(config: TextTrainConfig) -> ReaderOptions:
+def reader_options(config: TextTrainConfig, like: Corpus | None = None) -> ReaderOptions:
+    """How the run's data are read; with ``like`` (the training data), as it was: dev and
+    test data of a multi-label corpus are multi-label too."""
     d = config.data
-    return ReaderOptions(d.text_field, d.label_field, d.skip_bad_rows, d.format)
+    multi_label = like.multi_label if like is not None else d.multi_label
+    return ReaderOptions(
+        d.text_field, d.label_field, d.skip_bad_rows, d.format, None, multi_label, d.label_separator
+    )
+
+
+MAX_LABELS = 10_000  # labels one model may have
+RARE = 5  # a label seen fewer times in training is said to be rare in the log
+
+
+def check_labels(train: Corpus, config: TextTrainConfig) -> list[str]:
+    """The labels of a training corpus, checked: at least two (single-label) or one
+    (multi-label), at most :data:`MAX_LABELS`; rare ones are named in the log. No teacher
+    for a multi-label corpus."""
+    labels = train.label_names()
+    if len(labels) > MAX_LABELS:
+        raise ValueError(
+            f"{train.source}: {len(labels):,} distinct labels; a model takes at most "
+            f"{MAX_LABELS:,} (is the label column right? --label-field)"
+        )
+    if len(labels) < (1 if train.multi_label else 2):
+        raise ValueError(f"{train.source}: the training data has only one label ({labels[0]!r})")
+    if train.multi_label and config.distill.teacher:
+        raise ValueError("a teacher distils single-label corpora only; drop --teacher")
+    counts = label_counts(train)
+    rare = sorted(label for label in labels if counts[label] < RARE)
+    if rare:
+        log.warning(
+            "%d labels are seen fewer than %d times in training (%s): expect little of them",
+            len(rare),
+            RARE,
+            ", ".join(rare[:10]) + (", ..." if len(rare) > 10 else ""),
+        )
+    return labels
+
+
+def label_counts(corpus: Corpus) -> Counter:
+    """Texts per label (a multi-label text counts for each of its labels)."""
+    if corpus.multi_label:
+        return Counter(label for row in corpus.labels for label in row)
+    return Counter(corpus.labels)
+
+
+def targets_of(
+    classifier: TextClassifier, corpus: Corpus, multi_label: bool, split: str = ""
+) -> torch.Tensor | MultiHot:
+    """Class indices, or (multi-label) the rows' label indices; a label the model was not
+    trained on is a ``ValueError``."""
+    if not multi_label:
+        return classifier.label_ids(corpus.labels, corpus.source + split)
+    flat = [label for row in corpus.labels for label in row]
+    ids = iter(classifier.label_ids(flat, corpus.source + split).tolist())  # unknown: refused
+    rows = [tuple(next(ids) for _ in row) for row in corpus.labels]
+    return MultiHot(rows, len(classifier.labels))
+
+
+def positive_weights(targets: MultiHot) -> torch.Tensor:
+    """Per label, negatives / positives (1 to 100): every label's positives weigh as much
+    as its negatives in the loss (class_weights = "balanced")."""
+    positives = targets.counts().float().clamp(min=1)
+    return ((len(targets) - positives) / positives).clamp(1.0, 100.0)
 
 
 def class_weights(targets: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -186,48 +248,83 @@ def ngram_buckets(wanted: int, vocab_size: int, classes: int, limit_mb: float) -
     return buckets
 
 
+class MultiHot:
+    """Several labels per text, kept as class indices and made 0/1 rows only for the rows
+    asked for, so that many labels cost no N x labels matrix."""
+
+    def __init__(self, classes: list[tuple[int, ...]], width: int) -> None:
+        self.classes, self.width = classes, width
+
+    def __len__(self) -> int:
+        return len(self.classes)
+
+    def __getitem__(self, rows) -> torch.Tensor:
+        rows = range(len(self))[rows] if isinstance(rows, slice) else rows
+        out = torch.zeros(len(rows), self.width)
+        for n, row in enumerate(rows):
+            out[n, list(self.classes[row])] = 1.0
+        return out
+
+    def dense(self) -> torch.Tensor:
+        return self[slice(None)]
+
+    def counts(self) -> torch.Tensor:
+        """Texts per class."""
+        flat = [c for row in self.classes for c in row]
+        return torch.bincount(torch.tensor(flat, dtype=torch.long), minlength=self.width)
+
+
 @torch.no_grad()
-def fit_ngram_channel(
-    model: TextCNN, train: tuple[list[list[int]], torch.Tensor], dev: TextBatches
-) -> float:
-    """Count the n-gram channel on the training texts (gold labels), then weigh it against
-    the CNN by stacking on the dev split: the ``a x CNN + b x n-grams`` of lowest dev
-    log-loss (a two-feature logistic regression), whose decisions are those of
-    ``CNN + (b / a) x n-grams``; b / a is returned (0 when the channel does not help)."""
+def fit_decisions(
+    model: TextCNN,
+    train: tuple[list[list[int]], torch.Tensor | MultiHot],
+    dev: TextBatches,
+    multi_label: bool,
+    decision: DecisionConfig,
+) -> tuple[float, float, list[float] | None]:
+    """(the n-gram channel's weight, the temperature, the thresholds) from the dev split:
+    the channel is counted on the training texts, then the CNN's and the channel's logits
+    are scaled to the lowest dev log-loss (:func:`.calibration.fit_scales`; the weight is
+    the ratio of the scales, the temperature the inverse of the CNN's), and a multi-label
+    model's thresholds are picked on the calibrated dev scores."""
     model.eval()
-    model.naive_bayes.fit(_chunks(*train))
+    channel = model.naive_bayes
+    if channel is not None:
+        channel.fit(_chunks(*train))
     cnn, ngrams = [], []
     for ids, _ in _chunks(dev.ids, dev.targets):
         cnn.append(model.forward_head(model.forward_features(ids)))
-        ngrams.append(model.naive_bayes(ids))
-    cnn, ngrams = torch.cat(cnn), torch.cat(ngrams)
-    scales = torch.tensor([1.0, 0.0], requires_grad=True)
-    optimizer = torch.optim.LBFGS([scales], max_iter=100, line_search_fn="strong_wolfe")
-
-    def loss() -> torch.Tensor:
-        optimizer.zero_grad()
-        with torch.enable_grad():
-            value = F.cross_entropy(scales[0] * cnn + scales[1] * ngrams, dev.targets)
-            value.backward()
-        return value
-
-    optimizer.step(loss)
-    a, b = scales.tolist()
-    weight = b / a if a > 0 and b > 0 else 0.0
-
-    def accuracy(w: float) -> float:
-        return ((cnn + w * ngrams).argmax(1) == dev.targets).float().mean().item()
-
+        if channel is not None:
+            ngrams.append(channel(ids))
+    cnn = torch.cat(cnn)
+    ngrams = torch.cat(ngrams) if channel is not None else None
+    targets = dev.targets.dense() if multi_label else dev.targets
+    weight, temperature = 0.0, 1.0
+    if channel is not None or decision.calibrate:
+        a, b = fit_scales(cnn, ngrams, targets, multi_label)
+        weight = b / a
+        temperature = 1 / a if decision.calibrate else 1.0
+    logits = cnn if ngrams is None else cnn + weight * ngrams
+    thresholds = None
+    if multi_label:
+        probabilities = torch.sigmoid(logits / temperature)
+        thresholds, _ = pick_thresholds(probabilities, targets, decision.min_support)
     log.info(
-        "n-gram channel: weight %.3g from dev (CNN x %.3f + n-grams x %.3f); dev accuracy "
-        "%.4f -> %.4f",
+        "from dev: n-gram weight %.3g, temperature %.3g; dev %s %.4f",
         weight,
-        a,
-        b,
-        accuracy(0.0),
-        accuracy(weight),
+        temperature,
+        "micro-F1 at the thresholds" if multi_label else "accuracy",
+        _dev_score(logits, targets, thresholds, temperature),
     )
-    return weight
+    return weight, temperature, thresholds
+
+
+def _dev_score(logits, targets, thresholds, temperature) -> float:
+    if thresholds is None:
+        return (logits.argmax(1) == targets).float().mean().item()
+    chosen = torch.sigmoid(logits / temperature) >= torch.tensor(thresholds)
+    true_pos = (chosen & targets.bool()).sum().item()
+    return 2 * true_pos / max(1, chosen.sum().item() + targets.sum().item())
 
 
 def _tokenizer_for_vectors(config: TextTrainConfig) -> TextTrainConfig:
@@ -247,22 +344,35 @@ def _tokenizer_for_vectors(config: TextTrainConfig) -> TextTrainConfig:
 class TextTask:
     """Texts → tokenizer (→ word vectors) → :class:`~textcnn.models.TextCNN`."""
 
-    def read(self, config: TextTrainConfig, spec: str, like=None) -> Corpus:
-        return read_texts(spec, reader_options(config))  # unknown labels: see ``examples``
+    def read(self, config: TextTrainConfig, spec: str, like: Corpus | None = None) -> Corpus:
+        return read_texts(spec, reader_options(config, like))  # unknown labels: see ``examples``
 
     def read_for(self, predictor: TextClassifier, spec: str, options: ReaderOptions) -> Corpus:
+        separator = predictor.card.label_separator if predictor.card else ","
+        options = replace(options, multi_label=predictor.multi_label, label_separator=separator)
         return read_texts(spec, options)
 
     def class_names(self, data: Corpus) -> list[str]:
-        return data.labels
+        """What stratified splits keep in proportion: the label, or (multi-label) each
+        row's rarest label, so that rare labels reach every split."""
+        if not data.multi_label:
+            return data.labels
+        counts = label_counts(data)
+        return [min(row, key=lambda label: (counts[label], label)) for row in data.labels]
 
     def describe(self, splits: Splits) -> str:
         test = f", {len(splits.test)} test" if splits.test else ""
-        labels = dict(Counter(splits.train.labels).most_common(20))
-        return f"{len(splits.train)} train, {len(splits.dev)} dev{test} examples; labels {labels}"
+        labels = dict(label_counts(splits.train).most_common(20))
+        kind = "multi-label " if splits.train.multi_label else ""
+        return (
+            f"{len(splits.train)} train, {len(splits.dev)} dev{test} {kind}examples; "
+            f"labels {labels}"
+        )
 
     def examples(self, predictor: TextClassifier, data: Corpus) -> tuple[list[str], torch.Tensor]:
-        return data.texts, predictor.label_ids(data.labels, data.source)
+        """(texts, class indices, or N x labels 0/1 for a multi-label model)."""
+        targets = targets_of(predictor, data, predictor.multi_label)
+        return data.texts, targets.dense() if isinstance(targets, MultiHot) else targets
 
     def write_files(self, predictor: TextClassifier, folder: Path) -> None:
         save_tokenizer(predictor.tokenizer, folder / TOKENIZER_FILE)
@@ -273,12 +383,10 @@ class TextTask:
         shutil.rmtree(workdir / TEACHER_DIR, ignore_errors=True)
 
     def fit(self, config: TextTrainConfig, train: Corpus, dev: Corpus, run: Run) -> Fitted:
-        """Tokenizer, vectors and network trained on ``train``, the best epoch picked on ``dev``."""
-        labels = sorted(set(train.labels))
-        if len(labels) < 2:
-            raise ValueError(
-                f"{train.source}: the training data has only one label ({labels[0]!r})"
-            )
+        """Tokenizer, vectors and network trained on ``train``, the best epoch picked on ``dev``;
+        then the n-gram weight, the temperature and (multi-label) the thresholds fitted on dev."""
+        labels = check_labels(train, config)
+        multi_label = train.multi_label
         run.workdir.mkdir(parents=True, exist_ok=True)
         config = _tokenizer_for_vectors(config)
         distilled = _distilled(config, labels, train, dev, run) if config.distill.teacher else None
@@ -308,18 +416,18 @@ class TextTask:
         torch.manual_seed(config.training.seed)
         model = TextCNN(model_config, None if init is None else init.matrix)
         classifier = TextClassifier(model, tokenizer, labels)
-        train_targets = classifier.label_ids(train.labels, train.source)
-        dev_targets = classifier.label_ids(dev.labels, f"{dev.source} (dev)")
-        weights = (
-            class_weights(train_targets, len(labels))
-            if config.class_weights == "balanced"
-            else None
-        )
-        objective = (
-            SingleLabel(weights)
-            if distilled is None
-            else Distillation(config.distill.hard_weight, weights)
-        )
+        train_targets = targets_of(classifier, train, multi_label)
+        dev_targets = targets_of(classifier, dev, multi_label, " (dev)")
+        balanced = config.class_weights == "balanced"
+        if multi_label:
+            objective = MultiLabel(positive_weights(train_targets) if balanced else None)
+        else:
+            weights = class_weights(train_targets, len(labels)) if balanced else None
+            objective = (
+                SingleLabel(weights)
+                if distilled is None
+                else Distillation(config.distill.hard_weight, weights)
+            )
         trainer = Trainer(model, config.training, run.workdir, objective, run.world)
         if distilled is None:
             training = TextBatches(encode(tokenizer, train.texts), train_targets)
@@ -328,11 +436,13 @@ class TextTask:
         dev_batches = TextBatches(encode(tokenizer, dev.texts), dev_targets)
         result = trainer.fit(training, dev_batches, run.resume, run.on_epoch_end, data=run.data)
         model.to("cpu")
+        model.load_state_dict(result.best_state)  # decisions fitted for the best weights
+        gold = (encode(tokenizer, train.texts), train_targets)
+        weight, temperature, thresholds = fit_decisions(
+            model, gold, dev_batches, multi_label, config.decision
+        )
+        model.config = model_config = replace(model_config, ngram_weight=weight)
         if model.naive_bayes is not None:  # counted once, for the best and the last weights
-            model.load_state_dict(result.best_state)
-            gold = (encode(tokenizer, train.texts), train_targets)
-            weight = fit_ngram_channel(model, gold, dev_batches)
-            model.config = model_config = replace(model_config, ngram_weight=weight)
             counts = {f"naive_bayes.{k}": v for k, v in model.naive_bayes.state_dict().items()}
             result = replace(
                 result,
@@ -358,5 +468,11 @@ class TextTask:
             vector_coverage=None if init is None else init.coverage,
             vector_licence=None if vector_source is None else vector_source.licence,
             teacher=None if distilled is None else distilled.teacher,
+            temperature=temperature,
+            multi_label=multi_label,
+            thresholds=thresholds,
+            min_labels=min(config.decision.min_labels, len(labels)) if multi_label else 1,
+            label_separator=config.data.label_separator,
         )
+        classifier.card = card
         return Fitted(classifier, card, result)
