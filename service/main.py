@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from contextlib import asynccontextmanager
 
+import numba
 import torch
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -29,6 +30,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.model = served = ServedModel(settings.model_dir.name, settings.model_dir)
         if settings.torch_threads:
             torch.set_num_threads(settings.torch_threads)
+            numba.set_num_threads(min(settings.torch_threads, numba.config.NUMBA_NUM_THREADS))
         loading = asyncio.create_task(served.load(settings, metrics.batch_size.observe))
         yield  # /ready says 503 until the model is loaded
         loading.cancel()

@@ -47,15 +47,32 @@ class ClassifyRequest(BaseModel):
         description="several texts, answered in order",
         json_schema_extra=lambda schema: schema.pop("default", None),
     )
-    top_k: int | None = Field(1, ge=1, description="labels per text; null for all")
+    top_k: int | None = Field(
+        1,
+        ge=1,
+        description=(
+            "labels per text, most probable first; null for every label. Absent: 1 for a "
+            "single-label model, and for a multi-label model every label it assigns"
+        ),
+    )
     explain: StrictBool = Field(False, description="add the n-grams that drove each decision")
+    min_score: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description=(
+            "abstain below this top score: `label` is null and `abstained` true, the scores "
+            "are still given (default: the server's TEXTCNN_MIN_SCORE, unset: never)"
+        ),
+    )
 
-    @field_validator("top_k", mode="before")
+    @field_validator("top_k", "min_score", mode="before")
     @classmethod
-    def _integer_not_bool_or_string(cls, value):
-        """JSON Schema's integer: 3 or 3.0, but not true or "3" (pydantic would take both)."""
+    def _number_not_bool_or_string(cls, value, info):
+        """JSON Schema's numbers: 3 or 3.0, but not true or "3" (pydantic would take both)."""
         if isinstance(value, bool) or not isinstance(value, int | float | None):
-            raise ValueError("top_k must be an integer of at least 1, or null for all labels")
+            what = "an integer of at least 1" if info.field_name == "top_k" else "a number"
+            raise ValueError(f"{info.field_name} must be {what}, or null")
         return value
 
     @field_validator("text")
@@ -83,23 +100,35 @@ class ClassifyRequest(BaseModel):
         return [self.text] if self.text is not None else list(self.texts or [])
 
 
-class LabelScore(BaseModel):
-    label: str
-    score: float
-
-
 class Span(BaseModel):
     text: str
     start: int = Field(description="character offset in the input text")
     end: int
-    weight: float = Field(description="contribution to the predicted label's logit")
+    weight: float = Field(description="contribution to the label's logit")
+
+
+class LabelScore(BaseModel):
+    label: str
+    score: float
+    assigned: bool | None = Field(
+        None, description="multi-label models only: the model gives the text this label"
+    )
+    explanation: list[Span] | None = Field(
+        None, description="multi-label models with explain: the n-grams behind this label"
+    )
 
 
 class ClassifyResult(BaseModel):
-    label: str
-    score: float
-    labels: list[LabelScore] = Field(description="the top labels, most probable first")
+    label: str | None = Field(
+        description="the answer: the top (assigned) label; null when the model abstained"
+    )
+    score: float = Field(description="the top label's score (calibrated probability)")
+    labels: list[LabelScore] = Field(
+        description="labels, most probable first: top_k of them, or a multi-label model's "
+        "assigned ones"
+    )
     truncated: bool = Field(description="the text was cut to the model's maximum length")
+    abstained: bool = Field(False, description="the top score is under min_score")
     explanation: list[Span] | None = None
 
 

@@ -20,11 +20,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_000_000, ge=1)
     max_batch_size: int = Field(64, ge=1)  # texts per forward pass (micro-batching)
     max_wait_ms: float = Field(1.0, ge=0)  # how long a batch waits for more requests
-    torch_threads: int | None = Field(None, ge=1)  # None: torch's default
+    torch_threads: int | None = Field(None, ge=1)  # threads of a forward pass; None: all cores
     cors_origins: list[str] = []  # CORS is off unless origins are given
     explain_spans: int = Field(5, ge=1, le=50)
-    # how the network runs: folded n-gram tables (auto: when they fit max_table_mb) or conv
-    inference: Literal["auto", "folded", "conv"] = "auto"
+    min_score: float | None = Field(None, ge=0, le=1)  # abstain under it (a request may say)
+    # how the network runs: compiled n-gram tables (auto: when they fit max_table_mb, else
+    # conv), the same tables in PyTorch (folded), or the convolutions (conv)
+    inference: Literal["auto", "compiled", "folded", "conv"] = "auto"
     max_table_mb: float = Field(512, ge=0)
     half_tables: bool = False  # float16 tables: half the memory, scores to ~1e-3
     # Connections (enforced by service.protocol under `textcnn serve`): a request's line and

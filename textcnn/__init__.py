@@ -2,8 +2,8 @@
 
 from .loading import load
 from .models import create_model, list_models
-from .predictor import Prediction, Predictor
-from .text.classifier import Evidence, Result, TextClassifier
+from .predictor import Evidence, Prediction, Predictor, Result
+from .text.classifier import TextClassifier
 from .version import __version__
 
 __all__ = [

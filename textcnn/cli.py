@@ -42,6 +42,9 @@ SeedOpt = Annotated[int | None, typer.Option(help="random seed")]
 FormatOpt = Annotated[str | None, typer.Option(help="csv|tsv|jsonl|fasttext|folder|lines")]
 TextFieldOpt = Annotated[str, typer.Option(help="column/key of the text")]
 SkipOpt = Annotated[bool, typer.Option("--skip-bad-rows", help="skip and count bad rows")]
+MinScoreOpt = Annotated[
+    float | None, typer.Option(min=0, max=1, help="abstain (no label) below this top score")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
 # Any other setting is an option of its own (--model.num_filters 200, --num-filters 200,
 # --augment / --no-augment, --set KEY=VALUE); `--arch` implies an image run.
@@ -157,22 +160,27 @@ def evaluate(
     text_field: TextFieldOpt = "text",
     label_field: Annotated[str, typer.Option(help="column/key of the label")] = "label",
     skip_bad_rows: SkipOpt = False,
-    png: Annotated[Path | None, typer.Option(help="write the confusion matrix as a PNG")] = None,
+    png: Annotated[
+        Path | None, typer.Option(help="write its picture (confusion, F1) as a PNG")
+    ] = None,
+    min_score: MinScoreOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix.
+    """Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix (for a
+    multi-label model micro/macro-F1, subset accuracy and Hamming loss), calibration error;
+    with --min-score, the share of texts answered and the accuracy on them.
 
     An image model takes a class folder, or fashion-mnist (its test split)."""
     from .loading import load
     from .text.corpora import ReaderOptions
-    from .training.metrics import plot_confusion_matrix
+    from .training.metrics import plot_evaluation
     from .training.pipeline import evaluate_data
 
     with user_errors():
         options = ReaderOptions(text_field, label_field, skip_bad_rows, format)
-        report = evaluate_data(load(model_dir), data, options)
+        report = evaluate_data(load(model_dir), data, options, min_score)
         if png:
-            plot_confusion_matrix(report, png)
+            plot_evaluation(report, png)
     print_evaluation(report, as_json)
 
 
@@ -180,16 +188,19 @@ def evaluate(
 def predict(
     model_dir: ModelDir,
     texts: Annotated[list[str] | None, typer.Argument(help="texts; none: lines of stdin")] = None,
-    top_k: Annotated[int, typer.Option(min=1, help="labels per text")] = 1,
+    top_k: Annotated[
+        int | None, typer.Option(min=1, help="the k most probable labels (default: the answer)")
+    ] = None,
+    min_score: MinScoreOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Classify texts given as arguments (or on standard input, one per line); for an image
-    model, image files."""
+    model, image files. A multi-label model gives every label it assigns."""
     from .loading import load
 
     with user_errors():
         texts = texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
-        results = load(model_dir).predict(texts, top_k=top_k)
+        results = load(model_dir).classify(texts, top_k or "auto", min_score=min_score)
     print_predictions(texts, results, as_json)
 
 
@@ -229,6 +240,7 @@ def score(
     resume: Annotated[bool, typer.Option(help="continue an interrupted run into OUTPUT")] = False,
     skip_bad_rows: SkipOpt = False,
     shard: Annotated[str | None, typer.Option(help="K/N: shard K of N (0-based)")] = None,
+    min_score: MinScoreOpt = None,
 ) -> None:
     """Score a large file in order, streaming in chunks; --resume continues an interrupted run."""
     from .text.scoring import score_model_file
@@ -246,6 +258,7 @@ def score(
             chunk_size=chunk_size,
             resume=resume,
             skip_bad_rows=skip_bad_rows,
+            min_score=min_score,
         )
     print_scored(summary)
 

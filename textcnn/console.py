@@ -178,12 +178,14 @@ def print_evaluation(report: dict, as_json: bool) -> None:
 
 
 def print_predictions(texts: list, results: list, as_json: bool) -> None:
-    for text, predictions in zip(texts, results, strict=True):
+    for text, result in zip(texts, results, strict=True):
+        shown = [{"label": p.label, "score": round(p.score, 6)} for p in result.predictions]
         if as_json:
-            shown = [{"label": p.label, "score": round(p.score, 6)} for p in predictions]
-            typer.echo(json.dumps({"text": str(text), "predictions": shown}))
-        else:
-            typer.echo(", ".join(f"{p.label} {p.score:.3f}" for p in predictions) + f"\t{text}")
+            line = {"text": str(text), "label": result.label, "predictions": shown}
+            typer.echo(json.dumps(line | ({"abstained": True} if result.abstained else {})))
+            continue
+        scores = ", ".join(f"{p['label']} {p['score']:.3f}" for p in shown)
+        typer.echo(f"{'(not sure) ' if result.abstained else ''}{scores}\t{text}")
 
 
 def print_scored(summary) -> None:
@@ -193,5 +195,7 @@ def print_scored(summary) -> None:
         f"scored {summary.rows} rows{resumed} in {summary.seconds:.1f} s, "
         f"{summary.rows_per_second:,.0f} rows/s; labels: {counts or '-'}"
     )
+    if summary.abstained:
+        errors.print(f"without a label (under --min-score, or none assigned): {summary.abstained}")
     if summary.read.skipped:
         errors.print(f"skipped bad rows: {dict(summary.read.skipped)}")

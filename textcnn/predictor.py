@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -16,6 +16,39 @@ from .card import Card
 class Prediction:
     label: str
     score: float
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A span of the original text that won max-pooling for filters voting for the label."""
+
+    text: str
+    start: int  # character offsets into the original text
+    end: int
+    weight: float  # summed contribution to the predicted class's logit
+
+
+@dataclass(frozen=True)
+class Result:
+    predictions: list[Prediction]  # most probable first
+    truncated: bool  # the text was longer than the model's maximum length
+    evidence: list[Evidence] | None = None  # with explain=True: for the top label
+    # the labels the model gives the text, most probable first: the top one, or for a
+    # multi-label model every label over its threshold (at least min_labels of them)
+    assigned: tuple[str, ...] = ()
+    abstained: bool = False  # the top score was under min_score: the model is not sure
+    # multi-label with explain=True: the spans of every assigned label
+    label_evidence: dict[str, list[Evidence]] | None = None
+
+    @property
+    def label(self) -> str | None:
+        """The answer: the most probable assigned label; None when the model abstained (or,
+        multi-label with min_labels 0, assigned none)."""
+        return None if self.abstained or not self.assigned else self.assigned[0]
+
+
+# labels per result: "auto" (the top one; a multi-label model's assigned ones), k, or all
+TopK = int | None | Literal["auto"]
 
 
 @runtime_checkable
@@ -43,7 +76,14 @@ class Predictor(Protocol):
         """N x classes: the labels the model gives each input, from its probabilities."""
         ...
 
-    def predict(self, inputs: Sequence[Any], top_k: int | None = 1) -> list[list[Prediction]]:
-        """For every input, its labels, most probable first (``top_k`` of them; all when
-        None)."""
+    def predict(self, inputs: Sequence[Any], top_k: TopK = "auto") -> list[list[Prediction]]:
+        """For every input, its labels, most probable first: the answer ("auto"), the
+        ``top_k`` most probable, or all (None)."""
+        ...
+
+    def classify(
+        self, inputs: Sequence[Any], top_k: TopK = "auto", min_score: float | None = None
+    ) -> list[Result]:
+        """For every input, its predictions, the labels assigned, and whether the model
+        abstained (its top score under ``min_score``)."""
         ...

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse
 
-from textcnn.artifacts import CONFUSION_FILE, model_file
+from textcnn.artifacts import CONFUSION_FILE, LABEL_F1_FILE, RELIABILITY_FILE, model_file
 
 from ..deps import Authorized, Ready, SettingsDep
 from ..schemas import ERRORS, ErrorBody
@@ -29,23 +29,45 @@ def info(_: Authorized, served: Ready, settings: SettingsDep) -> dict:
         "max_body_bytes": settings.max_body_bytes,
         "created": classifier.card.created,
         "metrics": classifier.card.metrics,
+        "multi_label": classifier.multi_label,
+        "temperature": classifier.card.temperature,
+        "thresholds": (
+            dict(zip(classifier.labels, classifier.card.thresholds, strict=True))
+            if classifier.multi_label
+            else None
+        ),
+        "min_labels": classifier.card.min_labels if classifier.multi_label else None,
+        "min_score": settings.min_score,
     }
 
 
-@router.get(
-    "/confusion.png",
-    response_class=FileResponse,
-    responses={
-        200: {"content": {"image/png": {}}, "description": "the picture"},
-        401: ERRORS[401],
-        404: {"model": ErrorBody, "description": "the model directory has no picture"},
-        503: ERRORS[503],
-    },
-)
-def confusion_matrix(_: Authorized, served: Ready) -> FileResponse:
-    """The confusion matrix of the model on its test (else dev) data, as written by training."""
-    try:
-        picture = model_file(served.path, CONFUSION_FILE)
-    except ValueError:  # missing, or not a plain file inside the model directory
-        raise HTTPException(404, "this model directory has no confusion.png") from None
-    return FileResponse(picture, media_type="image/png")
+PICTURE = {
+    200: {"content": {"image/png": {}}, "description": "the picture"},
+    401: ERRORS[401],
+    404: {"model": ErrorBody, "description": "the model directory has no such picture"},
+    503: ERRORS[503],
+}
+
+
+def picture(served, names: tuple[str, ...]) -> FileResponse:
+    """The first of ``names`` the model directory holds as a plain file of its own; 404
+    when it holds none (or only a link out of it)."""
+    for name in names:
+        try:
+            return FileResponse(model_file(served.path, name), media_type="image/png")
+        except ValueError:  # missing, or not a plain file inside the model directory
+            continue
+    raise HTTPException(404, f"this model directory has no {names[0]}")
+
+
+@router.get("/confusion.png", response_class=FileResponse, responses=PICTURE)
+def evaluation_picture(_: Authorized, served: Ready) -> FileResponse:
+    """The confusion matrix of the model on its test (else dev) data, as written by
+    training; for a multi-label model, its per-label F1."""
+    return picture(served, (CONFUSION_FILE, LABEL_F1_FILE))
+
+
+@router.get("/reliability.png", response_class=FileResponse, responses=PICTURE)
+def reliability(_: Authorized, served: Ready) -> FileResponse:
+    """The reliability diagram: how often a score is right, before and after calibration."""
+    return picture(served, (RELIABILITY_FILE,))

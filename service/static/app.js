@@ -61,6 +61,16 @@ async function classifyTexts(texts, explain) {
 
 // -- one text ------------------------------------------------------------------------------
 
+// The answer in words: the label, a multi-label model's every assigned label, or "not sure".
+function answerOf(result) {
+  if (result.abstained) return "not sure";
+  if (state.info && state.info.multi_label) {
+    const given = result.labels.filter((l) => l.assigned).map((l) => l.label);
+    return given.length ? given.join(", ") : "no label";
+  }
+  return result.label ?? "no label";
+}
+
 function element(tag, text, className) {
   const node = document.createElement(tag);
   if (text !== undefined) node.textContent = text;
@@ -71,8 +81,8 @@ function element(tag, text, className) {
 function showBars(labels) {
   const bars = $("bars");
   bars.replaceChildren();
-  for (const { label, score } of labels) {
-    const row = element("div", undefined, "bar");
+  for (const { label, score, assigned } of labels) {
+    const row = element("div", undefined, assigned ? "bar assigned" : "bar");
     row.setAttribute("role", "listitem");
     const track = element("div", undefined, "track");
     const fill = element("div", undefined, "fill");
@@ -137,8 +147,10 @@ async function classifyOne(event) {
   say("Classifying…");
   try {
     const [result] = await classifyTexts([text], true);
-    $("label").textContent = result.label;
-    $("score").textContent = `${(100 * result.score).toFixed(1)}%${result.truncated ? " (text truncated)" : ""}`;
+    $("label").textContent = answerOf(result);
+    const notes = [result.truncated ? "text truncated" : "", result.abstained ? "under the minimum score" : ""];
+    const note = notes.filter(Boolean).join(", ");
+    $("score").textContent = `${(100 * result.score).toFixed(1)}%${note ? ` (${note})` : ""}`;
     showBars(result.labels);
     showHighlights(text, result.explanation || []);
     $("result").hidden = false;
@@ -261,7 +273,7 @@ async function scoreMany(event) {
   try {
     for (const chunk of chunks(sendable, state.info)) {
       const results = await classifyTexts(chunk.map((item) => item.text), false);
-      results.forEach((result, j) => Object.assign(chunk[j], { label: result.label, score: result.score }));
+      results.forEach((result, j) => Object.assign(chunk[j], { label: answerOf(result), score: result.score }));
       progress.value += chunk.length;
       $("progress-text").textContent = `${progress.value} of ${items.length} scored`;
       showTable();
@@ -305,16 +317,22 @@ async function loadCard() {
     ["maximum length", `${info.max_length_tokens} tokens`],
     ["created", info.created],
   ];
+  if (info.multi_label) facts.push(["kind", "multi-label: every label over its threshold"]);
   for (const [split, m] of Object.entries(info.metrics || {})) {
-    facts.push([`${split} accuracy`, `${percent(m.accuracy)} (macro-F1 ${percent(m.macro_f1)}, ${m.examples} examples)`]);
+    const main = m.accuracy !== undefined ? `accuracy ${percent(m.accuracy)}` : `micro-F1 ${percent(m.micro_f1)}`;
+    const ece = m.ece !== undefined ? `, calibration error ${m.ece.toFixed(3)}` : "";
+    facts.push([split, `${main} (macro-F1 ${percent(m.macro_f1)}${ece}, ${m.examples} examples)`]);
   }
   for (const [name, value] of facts) card.append(element("dt", name), element("dd", String(value ?? "—")));
   say("");
-  try {
-    const picture = await (await api("/confusion.png")).blob();
-    $("confusion").src = URL.createObjectURL(picture);
-    $("confusion-figure").hidden = false;
-  } catch (error) { /* a model directory without the picture: the card says enough */ }
+  $("confusion-caption").textContent = info.multi_label ? "F1 of every label" : "Confusion matrix";
+  for (const [path, id] of [["/confusion.png", "confusion"], ["/reliability.png", "reliability"]]) {
+    try {
+      const picture = await (await api(path)).blob();
+      $(id).src = URL.createObjectURL(picture);
+      $(`${id}-figure`).hidden = false;
+    } catch (error) { /* a model directory without the picture: the card says enough */ }
+  }
 }
 
 function useKey(event) {

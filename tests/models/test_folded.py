@@ -1,4 +1,5 @@
-"""The folded n-gram tables give the convolution path's logits and explanations."""
+"""The folded n-gram tables, in PyTorch and compiled, give the convolution path's scores and
+explanations."""
 
 import pytest
 import torch
@@ -24,6 +25,8 @@ MODES = [
     ("non-static", True),
     ("multichannel", True),
     ("multichannel", False),
+    ("ngram", True),  # with the n-gram channel
+    ("ngram", False),
 ]
 
 
@@ -34,19 +37,27 @@ def corpus(tmp_path_factory):
 
 @pytest.mark.parametrize(("mode", "wide"), MODES)
 def test_folded_tables_match_the_convolutions(corpus, tmp_path, mode, wide):
-    vectors = {} if mode == "rand" else {"train_vectors": "word2vec"}
-    cfg = tiny_config(
-        corpus, tmp_path / "run", embedding_mode=mode, wide=wide, max_length=12, **vectors
-    )
+    settings = {"train_vectors": "word2vec", "embedding_mode": mode}
+    if mode == "rand":
+        settings = {}
+    elif mode == "ngram":
+        settings = {"ngram_buckets": 64}
+    cfg = tiny_config(corpus, tmp_path / "run", wide=wide, max_length=12, **settings)
     model_dir = fit_and_save(cfg)
     conv = textcnn.load(model_dir, inference="conv")
     folded = textcnn.load(model_dir, inference="folded")
-    assert (conv.inference["path"], folded.inference["path"]) == ("conv", "folded")
+    compiled = textcnn.load(model_dir, inference="compiled")
+    paths = conv.inference["path"], folded.inference["path"], compiled.inference["path"]
+    assert paths == ("conv", "folded", "compiled")
     ids = pad_batch(conv.encode(EDGE_TEXTS).ids)
     with torch.inference_mode():
         assert torch.allclose(conv.network(ids), folded.network(ids), atol=1e-4)
     expected = conv.classify(EDGE_TEXTS, top_k=None, explain=True)
-    got = folded.classify(EDGE_TEXTS, top_k=None, explain=True)
+    for other in (folded, compiled):
+        same_answers(expected, other.classify(EDGE_TEXTS, top_k=None, explain=True))
+
+
+def same_answers(expected, got) -> None:
     for want, have in zip(expected, got, strict=True):
         assert [p.label for p in have.predictions] == [p.label for p in want.predictions]
         for a, b in zip(have.predictions, want.predictions, strict=True):
@@ -73,7 +84,7 @@ def test_half_tables_and_the_size_limit():
 
 def test_auto_falls_back_to_the_convolutions_above_the_table_limit(corpus, tmp_path):
     model_dir = fit_and_save(tiny_config(corpus, tmp_path / "run", epochs=1))
-    assert textcnn.load(model_dir).inference["path"] == "folded"  # the default
+    assert textcnn.load(model_dir).inference["path"] == "compiled"  # the default
     small = textcnn.load(model_dir, max_table_mb=0.001)
     assert small.inference["path"] == "conv" and "MB >" in small.inference["reason"]
     with pytest.raises(ValueError, match="inference must be"):

@@ -23,6 +23,7 @@ OPERATIONS = [
     "GET /info",
     "GET /metrics",
     "GET /confusion.png",
+    "GET /reliability.png",
     "POST /classify",
 ]
 

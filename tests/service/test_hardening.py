@@ -91,7 +91,11 @@ def test_with_a_key_ready_is_a_bare_status_and_the_reason_needs_the_key(model_di
 
 
 def test_the_inference_path_is_a_setting_and_shown_in_info(model_dir):
-    for settings, path in [({}, "folded"), ({"inference": "conv"}, "conv")]:
+    for settings, path in [
+        ({}, "compiled"),
+        ({"inference": "folded"}, "folded"),
+        ({"inference": "conv"}, "conv"),
+    ]:
         client = started(model_dir, **settings)
         try:
             assert client.get("/info").json()["inference"]["path"] == path

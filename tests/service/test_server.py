@@ -31,7 +31,7 @@ def test_probes_and_info(server, model_dir):
     info = httpx.get(f"{server.url}/info").json()
     assert info["labels"] == ["negative", "positive"]
     assert info["max_length_tokens"] == 12
-    assert info["inference"]["path"] == "folded"
+    assert info["inference"]["path"] == "compiled"
     assert info["max_texts_per_request"] == 150
     assert "dev" in info["metrics"]
     assert httpx.get(f"{server.url}/docs").status_code == 200

@@ -1,15 +1,12 @@
 import importlib.util
-import random
 
 import pytest
 
 from tests.conftest import DATA_DIR
-from textcnn.text.builtin import load_builtin
-from textcnn.text.corpora import read_corpus
+from textcnn.text.compiled import CompiledEncoder
 from textcnn.text.tokenizer import (
     PAD_ID,
     UNK_ID,
-    FastWordEncoder,
     TokenizerConfig,
     clean_text,
     encode,
@@ -90,36 +87,6 @@ def test_lone_surrogates_become_replacement_characters():
     assert clean_text("caf\u00e9 \U0001f600") == "caf\u00e9 \U0001f600"  # pairs are fine
 
 
-def test_the_fast_word_encoder_gives_the_tokenizer_ids_on_every_ascii_character():
-    rng = random.Random(0)
-    alphabet = [chr(c) for c in range(128)] + ["don't", "'s", "n't", "great", "[UNK]", "é", "ﬁ"]
-    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30))) for _ in range(5000)]
-    texts += ["great " * 300, "x" * 20_000 + " great"]  # truncated; past the character budget
-    for lowercase in (True, False):
-        tokenizer = train_tokenizer(TEXTS + texts[:50], TokenizerConfig(lowercase=lowercase))
-        fast = FastWordEncoder.of(tokenizer)
-        ids, truncated = fast.encode(texts)
-        encodings = encode_batch(tokenizer, texts)
-        assert ids == [e.ids for e in encodings]
-        assert truncated == [bool(e.overflowing) for e in encodings]
-    assert FastWordEncoder.of(train_tokenizer(TEXTS, TokenizerConfig(kind="bpe"))) is None
-
-
-CORPORA = ["mr/all.tsv", "subj/all.tsv", "sst2/train.tsv", "sst5/train.tsv", "trec/train.tsv"]
-
-
-@pytest.mark.parametrize("name", ["tweets", *CORPORA])
-def test_the_fast_word_encoder_on_the_benchmark_corpora(name):
-    if name == "tweets":
-        texts = load_builtin("tweets").texts
-    else:
-        if not (DATA / name).is_file():
-            pytest.skip(f"benchmark data not found at {DATA}; set TEXTCNN_DATA_DIR")
-        texts = read_corpus(DATA / name).texts
-    tokenizer = train_tokenizer(texts, TokenizerConfig())
-    assert FastWordEncoder.of(tokenizer).encode(texts)[0] == encode(tokenizer, texts)
-
-
 def test_special_tokens_in_user_text_are_text(tmp_path):
     """A literal [PAD] once became the padding id and hid the rest of the text from the
     network; [PAD], [UNK] and the like in a text are now its characters, on every path
@@ -127,12 +94,12 @@ def test_special_tokens_in_user_text_are_text(tmp_path):
     tokenizer = train_tokenizer(TEXTS + ["[ pad ] [ unk ] pad unk"], TokenizerConfig())
     save_tokenizer(tokenizer, tmp_path / "tokenizer.json")
     loaded = load_tokenizer(tmp_path / "tokenizer.json", max_length=256)
-    fast = FastWordEncoder.of(loaded)
+    fast = CompiledEncoder.of(loaded)
     for text in ["[PAD] [PAD] [PAD] great film", "[UNK]é [PAD]", "[pad]"]:
         spaced = text.replace("[", "[ ").replace("]", " ]").lower()
         ids = encode(tokenizer, [text])[0]
         assert PAD_ID not in ids and ids == encode(tokenizer, [spaced])[0], text
-        assert encode(loaded, [text])[0] == ids and fast.encode([text])[0] == [ids]
+        assert encode(loaded, [text])[0] == ids and fast.encode([text])[0].tolist() == ids
 
 
 @pytest.mark.skipif(

@@ -11,7 +11,7 @@ import torch
 from ..artifacts import checked_labels, load_weights
 from ..card import ImageCard
 from ..models import Classifier
-from ..predictor import Prediction
+from ..predictor import Prediction, Result, TopK
 from .cam import class_activation_maps, save_overlay, upsample
 from .data import Normalization, read_image
 from .models import build_image_model
@@ -78,15 +78,30 @@ class ImageClassifier:
         return chosen.scatter_(1, probabilities.argmax(1, keepdim=True), True)
 
     def predict(
-        self, images: torch.Tensor | Sequence[str | Path], top_k: int | None = 1
+        self, images: torch.Tensor | Sequence[str | Path], top_k: TopK = "auto"
     ) -> list[list[Prediction]]:
-        """For every image (a uint8 batch, or image files), its ``top_k`` labels, best first."""
+        """For every image (a uint8 batch, or image files), its ``top_k`` labels (auto: the
+        top one; None: all), best first."""
+        return [result.predictions for result in self.classify(images, top_k)]
+
+    def classify(
+        self,
+        images: torch.Tensor | Sequence[str | Path],
+        top_k: TopK = "auto",
+        min_score: float | None = None,
+    ) -> list[Result]:
+        """Predictions of every image; below ``min_score`` the model abstains."""
         if not isinstance(images, torch.Tensor):
             images = torch.stack([self.read(p) for p in images])
-        k = len(self.labels) if top_k is None else min(top_k, len(self.labels))
-        scores, indices = self.predict_proba(images).topk(k, dim=-1)
+        k = len(self.labels) if top_k is None else 1 if top_k == "auto" else top_k
+        scores, indices = self.predict_proba(images).topk(min(k, len(self.labels)), dim=-1)
         return [
-            [Prediction(self.labels[i], float(p)) for p, i in zip(s, ix, strict=True)]
+            Result(
+                [Prediction(self.labels[i], float(p)) for p, i in zip(s, ix, strict=True)],
+                truncated=False,
+                assigned=(self.labels[ix[0]],),
+                abstained=min_score is not None and s[0] < min_score,
+            )
             for s, ix in zip(scores.tolist(), indices.tolist(), strict=True)
         ]
 

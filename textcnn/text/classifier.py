@@ -13,54 +13,41 @@ from itertools import chain
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 from tokenizers import Tokenizer
 
 from ..artifacts import TOKENIZER_FILE, checked_labels, load_weights, model_file
 from ..card import TextCard
 from ..models import TextCNN
+from ..models.compiled import CompiledTextCNN
 from ..models.folded import FoldedTextCNN, table_bytes
-from ..predictor import Prediction
-from .tokenizer import PAD_ID, FastWordEncoder, clean_text, encode_batch, load_tokenizer
+from ..predictor import Evidence, Prediction, Result, TopK
+from .compiled import CompiledEncoder
+from .tokenizer import PAD_ID, clean_text, encode_batch, load_tokenizer
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Evidence:
-    """A span of the original text that won max-pooling for filters voting for the label."""
+class Encoded:
+    """Texts as the network takes them: every text's token ids back to back (text t's are
+    ``flat[offsets[t]:offsets[t + 1]]``), and whether each text was truncated."""
 
-    text: str
-    start: int  # character offsets into the original text
-    end: int
-    weight: float  # summed contribution to the predicted class's logit
+    flat: np.ndarray  # int64
+    offsets: np.ndarray  # int64, one more than texts
+    truncated: np.ndarray  # bool
 
-
-@dataclass(frozen=True)
-class Result:
-    predictions: list[Prediction]  # most probable first
-    truncated: bool  # the text was longer than the model's maximum length
-    evidence: list[Evidence] | None = None  # with explain=True: for the top label
-    # the labels the model gives the text, most probable first: the top one, or for a
-    # multi-label model every label over its threshold (at least min_labels of them)
-    assigned: tuple[str, ...] = ()
-    abstained: bool = False  # the top score was under min_score: the model is not sure
-    # multi-label with explain=True: the spans of every assigned label
-    label_evidence: dict[str, list[Evidence]] | None = None
+    @classmethod
+    def of(cls, ids: list[list[int]], truncated: list[bool]) -> Encoded:
+        offsets = np.zeros(len(ids) + 1, dtype=np.int64)
+        np.cumsum([len(i) for i in ids], out=offsets[1:])
+        flat = np.fromiter(chain.from_iterable(ids), dtype=np.int64, count=int(offsets[-1]))
+        return cls(flat, offsets, np.array(truncated, dtype=bool))
 
     @property
-    def label(self) -> str | None:
-        """The answer: the most probable assigned label; None when the model abstained (or,
-        multi-label with min_labels 0, assigned none)."""
-        return None if self.abstained or not self.assigned else self.assigned[0]
-
-
-@dataclass(frozen=True)
-class Encoded:
-    """Texts as the network takes them: token ids, and whether each text was truncated."""
-
-    ids: list[list[int]]
-    truncated: list[bool]
+    def ids(self) -> list[list[int]]:
+        return [part.tolist() for part in np.split(self.flat, self.offsets[1:-1])]
 
 
 def pad_batch(sequences: Sequence[Sequence[int]]) -> torch.Tensor:
@@ -74,9 +61,7 @@ def pad_batch(sequences: Sequence[Sequence[int]]) -> torch.Tensor:
     return batch
 
 
-InferencePath = Literal["auto", "folded", "conv"]
-# labels per result: "auto" (the top one; a multi-label model's assigned ones), k, or all
-TopK = int | None | Literal["auto"]
+InferencePath = Literal["auto", "compiled", "folded", "conv"]
 
 
 @contextlib.contextmanager
@@ -96,11 +81,15 @@ def collection_paused() -> Iterator[None]:
 class TextClassifier:
     """Predicts labels for texts; :func:`textcnn.load` builds one from a model directory.
 
-    ``inference`` picks how the network runs: ``"folded"`` through n-gram tables
-    (:class:`~textcnn.models.folded.FoldedTextCNN`: the same results, several times
-    faster), ``"conv"`` through the network itself (the reference, and what training
-    uses), ``"auto"`` folded when the tables take at most ``max_table_mb`` megabytes.
-    ``half_tables`` stores the tables in float16 (half the memory, scores to ~1e-3).
+    ``inference`` picks how the network runs: ``"compiled"`` through n-gram tables by
+    compiled code (:class:`~textcnn.models.compiled.CompiledTextCNN`: the fastest),
+    ``"folded"`` through the same tables in PyTorch
+    (:class:`~textcnn.models.folded.FoldedTextCNN`, the reference of the compiled path),
+    ``"conv"`` through the network itself (the reference, and what training uses),
+    ``"auto"`` compiled when the tables take at most ``max_table_mb`` megabytes, else the
+    convolutions. ``half_tables`` stores the tables in float16 (half the memory, scores to
+    ~1e-3; PyTorch's folded path). ASCII texts are tokenized by compiled code too
+    (:mod:`textcnn.text.compiled`), the others by the ``tokenizers`` library.
 
     A text's scores never depend on the texts scored with it (the folded path sums in a
     fixed order; the convolutions, whose kernels pick their blocking by the batch's shape,
@@ -124,13 +113,15 @@ class TextClassifier:
         self.tokenizer = tokenizer
         self.labels = list(labels)
         self.card = card
-        self.fast_encoder = FastWordEncoder.of(tokenizer)  # None: not a word tokenizer
+        self.encoder = CompiledEncoder.of(tokenizer)  # None: a tokenizer it does not cover
+        self.compiled: CompiledTextCNN | None = None
         self.network, self.inference = self._network(inference, max_table_mb, half_tables)
 
     def _network(self, path: str, max_table_mb: float, half: bool):
-        """(the module that runs the network, what was chosen and why) for ``path``."""
-        if path not in ("auto", "folded", "conv"):
-            raise ValueError(f"inference must be auto, folded or conv, got {path!r}")
+        """(the module that runs the network in PyTorch, what was chosen and why) for
+        ``path``; the compiled path is set in ``self.compiled``."""
+        if path not in ("auto", "compiled", "folded", "conv"):
+            raise ValueError(f"inference must be auto, compiled, folded or conv, got {path!r}")
         dtype = torch.float16 if half else torch.float32
         megabytes = table_bytes(self.model, dtype) / 2**20
         info = {"path": "conv", "table_mb": round(megabytes, 1), "half_tables": half}
@@ -139,8 +130,12 @@ class TextClassifier:
                 info["reason"] = f"n-gram tables of {megabytes:.0f} MB > {max_table_mb:g} MB"
                 log.info("inference through the convolutions: %s", info["reason"])
             return self.model, info
-        log.info("inference through folded n-gram tables (%.0f MB)", megabytes)
-        return FoldedTextCNN(self.model, dtype).eval(), {**info, "path": "folded"}
+        if path == "folded" or half:
+            log.info("inference through folded n-gram tables (%.0f MB)", megabytes)
+            return FoldedTextCNN(self.model, dtype).eval(), {**info, "path": "folded"}
+        log.info("inference through compiled n-gram tables (%.0f MB)", megabytes)
+        self.compiled = CompiledTextCNN(self.model.cpu(), sigmoid=self.multi_label)
+        return self.model, {**info, "path": "compiled"}
 
     @property
     def version(self) -> str:
@@ -167,11 +162,11 @@ class TextClassifier:
         if not all(isinstance(t, str) for t in texts):
             raise TypeError("every text must be a string")
         texts = [clean_text(t) for t in texts]
+        if self.encoder is not None:
+            return Encoded(*self.encoder.encode(texts))
         with collection_paused():
-            if self.fast_encoder is not None:
-                return Encoded(*self.fast_encoder.encode(texts))
             encodings = encode_batch(self.tokenizer, texts)
-            return Encoded([e.ids for e in encodings], [bool(e.overflowing) for e in encodings])
+            return Encoded.of([e.ids for e in encodings], [bool(e.overflowing) for e in encodings])
 
     @torch.inference_mode()
     def predict_proba(
@@ -181,11 +176,14 @@ class TextClassifier:
         softmax over the classes, or for a multi-label model a sigmoid per label, of the
         logits divided by the card's temperature (``calibrated=False``: by 1). Batches are
         cut from the texts sorted by length, so little work goes into padding."""
-        ids = (texts if isinstance(texts, Encoded) else self.encode(texts)).ids
+        encoded = texts if isinstance(texts, Encoded) else self.encode(texts)
+        temperature = self.card.temperature if calibrated and self.card is not None else 1.0
+        if self.compiled is not None:
+            return torch.from_numpy(self.compiled(encoded.flat, encoded.offsets, temperature)[0])
+        ids = encoded.ids
         out = torch.empty(len(ids), len(self.labels))
         if self.network is self.model:  # the convolutions: one text at a time (see above)
             batch_size = 1
-        temperature = self.card.temperature if calibrated and self.card is not None else 1.0
         activation = torch.sigmoid if self.multi_label else partial(torch.softmax, dim=-1)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         for start in range(0, len(ids), batch_size):
@@ -232,7 +230,7 @@ class TextClassifier:
             raise ValueError(f"top_k must be 'auto', at least 1, or None, got {top_k!r}")
         encoded = self.encode(texts)
         probs = self.predict_proba(encoded, batch_size)
-        given = self._given(probs)  # per text, the assigned classes, most probable first
+        given = self.given(probs)  # per text, the assigned classes, most probable first
         if top_k == "auto" and self.multi_label:
             shown = given
         else:
@@ -249,7 +247,7 @@ class TextClassifier:
                 results.append(
                     Result(
                         [Prediction(labels[c], p) for c, p in zip(classes, scores, strict=True)],
-                        encoded.truncated[n],
+                        bool(encoded.truncated[n]),
                         None if why is None else why[n].get(gave[0], []) if gave else [],
                         tuple(labels[c] for c in gave),
                         min_score is not None and float(row.max()) < min_score,
@@ -260,7 +258,7 @@ class TextClassifier:
                 )
         return results
 
-    def _given(self, probabilities: torch.Tensor) -> list[list[int]]:
+    def given(self, probabilities: torch.Tensor) -> list[list[int]]:
         """Per text, the classes :meth:`assigned` gives it, most probable first."""
         if not self.multi_label:
             return probabilities.topk(1, dim=1).indices.tolist()
@@ -279,9 +277,13 @@ class TextClassifier:
         for start in range(0, len(texts), batch_size):
             chunk = texts[start : start + batch_size]
             encodings = encode_batch(self.tokenizer, chunk)
-            ids = pad_batch([e.ids for e in encodings]).to(self._device())
             # contributions N x C x F, first and last token of each winning window N x F
-            contributions, first, last = self.network.ngram_evidence(ids)
+            if self.compiled is not None:
+                flat = Encoded.of([e.ids for e in encodings], [False] * len(chunk))
+                contributions, first, last = self.compiled.ngram_evidence(flat.flat, flat.offsets)
+            else:
+                ids = pad_batch([e.ids for e in encodings]).to(self._device())
+                contributions, first, last = self.network.ngram_evidence(ids)
             for row, (text, encoding) in enumerate(zip(chunk, encodings, strict=True)):
                 out.append(
                     {

@@ -37,6 +37,7 @@ JSON_ROW = re.compile(r'\{"row": (\d+), ')  # how a shard's JSONL row starts
 @dataclass
 class ScoreSummary:
     rows: int = 0  # rows written by this run
+    abstained: int = 0  # rows without a label (under min_score; multi-label: none assigned)
     resumed_after: int = 0  # rows found already written
     seconds: float = 0.0
     labels: Counter = field(default_factory=Counter)
@@ -115,7 +116,12 @@ def _complete_csv(data: bytes) -> tuple[int, int]:
 
 class _Writer:
     """Rows of scores as JSONL or CSV, a chunk at a time, from the probability arrays. With
-    ``numbered`` (a shard's output) each row starts with its input row number, for merge."""
+    ``numbered`` (a shard's output) each row starts with its input row number, for merge.
+
+    A row holds the id, the label and its score (every label's with ``all_scores``), and
+    whether the text was truncated; a multi-label model's rows also hold every label it
+    assigns (a JSON list, or one CSV column joined by ``separator``); with ``min_score``,
+    a row whose top score is under it has no label and says it abstained."""
 
     def __init__(
         self,
@@ -125,50 +131,82 @@ class _Writer:
         all_scores: bool,
         header: bool,
         numbered: bool = False,
+        multi_label: bool = False,
+        separator: str = ",",
+        min_score: float | None = None,
     ) -> None:
         self.handle = handle
         self.labels = labels
         self.all_scores = all_scores
         self.numbered = numbered
+        self.multi_label, self.separator, self.min_score = multi_label, separator, min_score
         self.csv = CsvRows(handle) if csv_output else None
         self.json_labels = [encode_basestring(label) for label in labels]  # quoted, once
         if self.csv and header:
             extra = [f"score_{label}" for label in labels] if all_scores else []
             lead = ["row"] if numbered else []
-            self.csv.writerows([[*lead, "id", "label", "score", "truncated", *extra]])
+            given = ["labels"] if multi_label else []
+            abstained = ["abstained"] if min_score is not None else []
+            header_row = [*lead, "id", "label", *given, "score", "truncated", *abstained, *extra]
+            self.csv.writerows([header_row])
 
     def write(
-        self, rows: Sequence[tuple[int, str]], probs: torch.Tensor, truncated: list[bool]
-    ) -> list[int]:
-        """Write one line per (row number, id); returns the index of each row's label."""
-        scores, best = (x.tolist() for x in probs.max(dim=1))
+        self,
+        rows: Sequence[tuple[int, str]],
+        probs: torch.Tensor,
+        truncated: list[bool],
+        given: list[list[int]],
+    ) -> list[list[str]]:
+        """Write one line per (row number, id), ``given`` the classes each text is given,
+        most probable first; returns the labels each row was given (none if it abstained)."""
+        scores = probs.max(dim=1).values.tolist()
         every = probs.tolist() if self.all_scores else None
-        labels, numbered = self.labels, self.numbered
-        lines = enumerate(zip(rows, best, scores, truncated, strict=True))
+        abstained = [self.min_score is not None and p < self.min_score for p in scores]
         if self.csv:
-            self.csv.writerows(
-                ([number] if numbered else [])
-                + [row_id, labels[i], f"{p:.6f}", int(cut)]
-                + ([f"{q:.6f}" for q in every[n]] if every else [])
-                for n, ((number, row_id), i, p, cut) in lines
-            )
-            return best
-        out = []  # JSON by hand: json.dumps per row was a third of the run
-        quoted = self.json_labels
-        for n, ((number, row_id), i, p, cut) in lines:
-            line = f'{{"row": {number}, ' if numbered else "{"
-            line += f'"id": {encode_basestring(row_id)}, "label": {quoted[i]}, '
+            self.csv.writerows(self._csv(rows, scores, truncated, given, abstained, every))
+        else:
+            self.handle.write("".join(self._json(rows, scores, truncated, given, abstained, every)))
+        labels = self.labels
+        return [
+            [] if out else [labels[c] for c in gave]
+            for gave, out in zip(given, abstained, strict=True)
+        ]
+
+    def _csv(self, rows, scores, truncated, given, abstained, every):
+        labels = self.labels
+        for n, ((number, row_id), p, cut, gave, out) in enumerate(
+            zip(rows, scores, truncated, given, abstained, strict=True)
+        ):
+            label = "" if out or not gave else labels[gave[0]]
+            row = ([number] if self.numbered else []) + [row_id, label]
+            if self.multi_label:
+                row.append(self.separator.join(labels[c] for c in gave))
+            row += [f"{p:.6f}", int(cut)]
+            if self.min_score is not None:
+                row.append(int(out))
+            yield row + ([f"{q:.6f}" for q in every[n]] if every else [])
+
+    def _json(self, rows, scores, truncated, given, abstained, every):
+        quoted = self.json_labels  # JSON by hand: json.dumps per row was a third of the run
+        for n, ((number, row_id), p, cut, gave, out) in enumerate(
+            zip(rows, scores, truncated, given, abstained, strict=True)
+        ):
+            line = f'{{"row": {number}, ' if self.numbered else "{"
+            label = "null" if out or not gave else quoted[gave[0]]
+            line += f'"id": {encode_basestring(row_id)}, "label": {label}, '
+            if self.multi_label:
+                line += f'"labels": [{", ".join(quoted[c] for c in gave)}], '
             line += f'"score": {round(p, 6)!r}'
             if cut:
                 line += ', "truncated": true'
+            if out:
+                line += ', "abstained": true'
             if every:
                 pairs = ", ".join(
                     f"{q}: {round(x, 6)!r}" for q, x in zip(quoted, every[n], strict=True)
                 )
                 line += f', "scores": {{{pairs}}}'
-            out.append(line + "}\n")
-        self.handle.write("".join(out))
-        return best
+            yield line + "}\n"
 
 
 class CsvRows:
@@ -234,6 +272,7 @@ def score_file(
     skip_bad_rows: bool = False,
     progress: bool = True,
     shard: tuple[int, int] | None = None,
+    min_score: float | None = None,
 ) -> ScoreSummary:
     """Score every text of ``input_path`` ("-": stdin) into ``output`` (None: stdout).
 
@@ -265,6 +304,7 @@ def score_file(
     stdout = output is None
     handle = sys.stdout if stdout else open(output, "a", encoding="utf-8", newline="")  # noqa: SIM115
     try:
+        card = classifier.card
         writer = _Writer(
             handle,
             csv_output,
@@ -272,6 +312,9 @@ def score_file(
             all_scores,
             header=summary.resumed_after == 0,
             numbered=shard is not None,
+            multi_label=classifier.multi_label,
+            separator=card.label_separator if card is not None else ",",
+            min_score=min_score,
         )
         bar = tqdm(
             unit="rows",
@@ -283,8 +326,10 @@ def score_file(
         while chunk := list(islice(rows, chunk_size)):
             encoded = classifier.encode([text for _, (_, text) in chunk])
             rows_out = [(number, row_id) for number, (row_id, _) in chunk]
-            best = writer.write(rows_out, classifier.predict_proba(encoded), encoded.truncated)
-            summary.labels.update(classifier.labels[i] for i in best)
+            probs = classifier.predict_proba(encoded)
+            given = writer.write(rows_out, probs, encoded.truncated, classifier.given(probs))
+            summary.labels.update(label for labels in given for label in labels)
+            summary.abstained += sum(not labels for labels in given)
             handle.flush()  # a chunk is on disk before the next one starts
             summary.rows += len(chunk)
             bar.update(len(chunk))

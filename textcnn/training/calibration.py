@@ -1,7 +1,8 @@
 """Scores that mean what they say, fitted on the dev split once the network is trained.
 
 - :func:`fit_scales`: the ``a x CNN + b x n-grams`` of lowest dev log-loss (a logistic
-  regression on the two logits, softmax or one sigmoid per label). The n-gram channel's
+  regression on the two logits, softmax or one sigmoid per label, with a weak prior that
+  keeps a near 1 on small dev sets). The n-gram channel's
   weight is b / a (Wang & Manning's channel, weighed by stacking) and the temperature is
   1 / a: ``(CNN + (b/a) x n-grams) / (1/a)`` is the fitted mix, scale included. Without
   the channel, b is 0 and this is temperature scaling (Guo et al. 2017).
@@ -50,7 +51,9 @@ def fit_scales(
         with torch.enable_grad():
             scales = log_scales.exp()
             mixed = sum(s * sign * f for s, sign, f in zip(scales, signs, features, strict=True))
-            value = _loss(mixed, targets, multi_label)
+            # a standard normal prior on log a: on a dev set the network separates
+            # completely, log-loss alone would scale the logits without end
+            value = _loss(mixed, targets, multi_label) + log_scales[0] ** 2 / (2 * len(targets))
             value.backward()
         return value
 
@@ -76,8 +79,8 @@ def pick_thresholds(
     support = targets.sum(0).float()  # C
     f1 = 2 * true_pos / (predicted + support[None]).clamp(min=1)
     micro = 2 * true_pos.sum(1) / (predicted.sum(1) + support.sum()).clamp(min=1)
-    overall = float(candidates[micro.argmax()])
-    best = candidates[f1.argmax(0)]
+    overall = float(_middle_of_best(micro[:, None], candidates)[0])
+    best = _middle_of_best(f1, candidates)
     thresholds = torch.where(support >= min_support, best, torch.tensor(overall))
     rare = int((support < min_support).sum())
     if rare:
@@ -88,6 +91,17 @@ def pick_thresholds(
             overall,
         )
     return [round(float(t), 4) for t in thresholds], overall
+
+
+def _middle_of_best(scores: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """Per column of ``scores`` (candidates x columns), the middle candidate among those
+    that reach the column's best: dev data often leave a range of thresholds equally good,
+    and its middle keeps a margin on both sides."""
+    best = scores >= scores.max(0, keepdim=True).values - 1e-9  # T x C
+    positions = torch.arange(len(candidates), dtype=torch.float)[:, None]
+    first = torch.where(best, positions, torch.inf).min(0).values
+    last = torch.where(best, positions, -torch.inf).max(0).values
+    return candidates[((first + last) / 2).long()]
 
 
 def _confidences(probabilities: torch.Tensor, targets: torch.Tensor, multi_label: bool):

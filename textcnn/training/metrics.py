@@ -143,3 +143,10 @@ def plot_label_f1(report: dict, path: Path, title: str = "") -> None:
     with atomic_file(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
+
+
+def plot_evaluation(report: dict, path: Path, title: str = "") -> None:
+    """The picture of an evaluation: the confusion matrix, or a multi-label model's
+    per-label F1."""
+    plot = plot_label_f1 if report.get("multi_label") else plot_confusion_matrix
+    plot(report, path, title)

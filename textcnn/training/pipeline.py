@@ -43,8 +43,7 @@ from .metrics import (
     MAX_PICTURED_CLASSES,
     classification_report,
     multilabel_report,
-    plot_confusion_matrix,
-    plot_label_f1,
+    plot_evaluation,
 )
 from .optim import pick_device
 from .task import Dataset, Run, Splits, Task
@@ -261,10 +260,8 @@ def write_model_dir(path: Path, predictor, card: Card, metrics: dict, task: Task
         shown = metrics.get("test") or metrics.get("dev")
         title = f"{path.name} on {shown['data']}"
         if len(shown["labels"]) <= MAX_PICTURED_CLASSES:
-            if shown.get("multi_label"):
-                plot_label_f1(shown, tmp / LABEL_F1_FILE, title)
-            else:
-                plot_confusion_matrix(shown, tmp / CONFUSION_FILE, title)
+            picture = LABEL_F1_FILE if shown.get("multi_label") else CONFUSION_FILE
+            plot_evaluation(shown, tmp / picture, title)
         plot_reliability(shown["calibration"], tmp / RELIABILITY_FILE, title)
         digest = file_sha256(tmp / WEIGHTS_FILE)
         save_card(replace(card, metrics=headline(metrics), weights_sha256=digest), tmp)
@@ -313,7 +310,7 @@ def cross_validate(
         seconds = [h["seconds"] for h in fitted.result.history]
         fold = {
             "fold": i + 1,
-            "accuracy": report["accuracy"],
+            "accuracy": report.get("accuracy", report.get("subset_accuracy")),  # multi: all right
             "macro_f1": report["macro_f1"],
             "best_epoch": fitted.result.best_epoch,
             "seconds_per_epoch": statistics.median(seconds) if seconds else 0.0,

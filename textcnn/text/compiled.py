@@ -1,0 +1,371 @@
+"""The project's tokenizers compiled (numba): a whole batch of ASCII texts to token ids in
+one call, the very ids of the ``tokenizers`` library.
+
+Two tokenizers are covered, the ones textcnn trains and ships:
+
+- the word tokenizer (:func:`~.tokenizer.train_tokenizer` ``kind="word"``): NFKC and
+  lowercasing (a no-op and A-Z → a-z on ASCII), a split at whitespace (tab, line feed,
+  vertical tab, form feed, carriage return, space: Rust's ``is_whitespace`` on ASCII), then
+  ``WORDS_PATTERN``: a word before ``n't``, ``n't``, ``'`` + a word, a word, any other
+  character alone;
+- MiniLM's WordPiece (``kind="minilm-wordpiece"``): BERT's normalizer (control characters
+  dropped, tab/newline/CR as spaces, lowercasing), its pre-tokenizer (whitespace splits,
+  every punctuation character a token of its own) and greedy longest-match WordPiece with
+  ``##`` continuations, a word of more than 100 characters being ``[UNK]``.
+
+Any other text (one with a character past ASCII) goes to the ``tokenizers`` library, text by
+text, so the ids are always exact (tested on every ASCII character, random Unicode, the
+benchmark corpora and the tweets). Vocabularies become open-addressing hash tables over
+the tokens' UTF-8 bytes (FNV-1a).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+from tokenizers import Tokenizer
+
+from .tokenizer import CHARS_PER_TOKEN, UNK, WORDS_PATTERN, encode_batch
+
+WORD, WORDPIECE = 0, 1
+MAX_WORD_CHARS = 100  # a longer word is [UNK] to WordPiece (max_input_chars_per_word)
+
+
+@dataclass
+class HashedVocabulary:
+    """Tokens' bytes back to back, where each starts, its id, and a slot table."""
+
+    keys: np.ndarray  # uint8
+    starts: np.ndarray  # int64, one more than tokens
+    ids: np.ndarray  # int64
+    slots: np.ndarray  # int64: a token's index, or -1
+
+    @classmethod
+    def of(cls, vocab: dict[str, int]) -> HashedVocabulary:
+        tokens = list(vocab)
+        encoded = [t.encode("utf-8") for t in tokens]
+        starts = np.zeros(len(encoded) + 1, dtype=np.int64)
+        starts[1:] = np.cumsum([len(e) for e in encoded])
+        keys = np.frombuffer(b"".join(encoded), dtype=np.uint8).copy()
+        ids = np.array([vocab[t] for t in tokens], dtype=np.int64)
+        size = 1 << max(4, (2 * len(tokens)).bit_length())
+        slots = _fill(keys, starts, np.full(size, -1, dtype=np.int64))
+        return cls(keys, starts, ids, slots)
+
+
+@njit(cache=True)
+def _hash(buf, start, end):
+    h = np.uint64(14695981039346656037)
+    for i in range(start, end):
+        h ^= np.uint64(buf[i])
+        h *= np.uint64(1099511628211)
+    return h
+
+
+@njit(cache=True)
+def _fill(keys, starts, slots):
+    mask = np.uint64(len(slots) - 1)
+    for token in range(len(starts) - 1):
+        slot = _hash(keys, starts[token], starts[token + 1]) & mask
+        while slots[slot] != -1:
+            slot = (slot + np.uint64(1)) & mask
+        slots[slot] = token
+    return slots
+
+
+@njit(cache=True)
+def _lookup(buf, start, end, keys, starts, ids, slots):
+    """The id of ``buf[start:end]`` in the vocabulary, or -1."""
+    mask = np.uint64(len(slots) - 1)
+    slot = _hash(buf, start, end) & mask
+    size = end - start
+    while slots[slot] != -1:
+        token = slots[slot]
+        a = starts[token]
+        if starts[token + 1] - a == size:
+            same = True
+            for i in range(size):
+                if keys[a + i] != buf[start + i]:
+                    same = False
+                    break
+            if same:
+                return ids[token]
+        slot = (slot + np.uint64(1)) & mask
+    return -1
+
+
+@njit(cache=True, inline="always")
+def _is_word(c):  # \\w on ASCII: letters, digits, underscore
+    return (48 <= c <= 57) or (65 <= c <= 90) or (97 <= c <= 122) or c == 95
+
+
+@njit(cache=True, inline="always")
+def _is_bert_punctuation(c):
+    return (33 <= c <= 47) or (58 <= c <= 64) or (91 <= c <= 96) or (123 <= c <= 126)
+
+
+@njit(cache=True)
+def _normalise(buf, start, end, lowercase, kind, scratch):
+    """The text's bytes as the normaliser leaves them, in ``scratch``; their count."""
+    n = 0
+    for i in range(start, end):
+        c = buf[i]
+        if kind == WORDPIECE:
+            if c == 9 or c == 10 or c == 13:
+                c = 32
+            elif c < 32 or c == 127:
+                continue  # a control character: dropped
+        if lowercase and 65 <= c <= 90:
+            c += 32
+        scratch[n] = c
+        n += 1
+    return n
+
+
+@njit(cache=True)
+def _word_tokens(text, n, spans):
+    """Token spans of the word tokenizer's pattern in ``text[:n]`` into ``spans``; count."""
+    count = 0
+    i = 0
+    while i < n and count < len(spans):
+        c = text[i]
+        if c == 32 or 9 <= c <= 13:
+            i += 1
+            continue
+        if _is_word(c):
+            j = i
+            while j < n and _is_word(text[j]):
+                j += 1
+            # a word before n't (at least one character), then n't itself
+            if (
+                j - 1 > i
+                and text[j - 1] == 110
+                and j + 1 < n
+                and text[j] == 39
+                and text[j + 1] == 116
+            ):
+                spans[count, 0], spans[count, 1] = i, j - 1
+                i = j - 1
+            elif c == 110 and i + 2 < n and text[i + 1] == 39 and text[i + 2] == 116:
+                spans[count, 0], spans[count, 1] = i, i + 3
+                i += 3
+            else:
+                spans[count, 0], spans[count, 1] = i, j
+                i = j
+        elif c == 39 and i + 1 < n and _is_word(text[i + 1]):
+            j = i + 1
+            while j < n and _is_word(text[j]):
+                j += 1
+            spans[count, 0], spans[count, 1] = i, j
+            i = j
+        else:
+            spans[count, 0], spans[count, 1] = i, i + 1
+            i += 1
+        count += 1
+    return count
+
+
+@njit(cache=True)
+def _bert_words(text, n, spans):
+    """BERT's pre-tokenisation of ``text[:n]``: whitespace splits, punctuation alone."""
+    count = 0
+    i = 0
+    while i < n and count < len(spans):
+        c = text[i]
+        if c == 32 or 9 <= c <= 13:
+            i += 1
+            continue
+        if _is_bert_punctuation(c):
+            spans[count, 0], spans[count, 1] = i, i + 1
+            i += 1
+        else:
+            j = i
+            while (
+                j < n
+                and not (text[j] == 32 or 9 <= text[j] <= 13)
+                and not _is_bert_punctuation(text[j])
+            ):
+                j += 1
+            spans[count, 0], spans[count, 1] = i, j
+            i = j
+        count += 1
+    return count
+
+
+@njit(cache=True)
+def _word_pieces(
+    text, a, b, unk, keys, starts, ids, slots, cont_keys, cont_starts, cont_ids, cont_slots, out
+):  # fmt: skip
+    """The WordPiece ids of the word ``text[a:b]`` into ``out``; their count."""
+    if b - a > MAX_WORD_CHARS:
+        out[0] = unk
+        return 1
+    count = 0
+    start = a
+    while start < b:
+        end = b
+        found = -1
+        while end > start:
+            if start == a:
+                found = _lookup(text, start, end, keys, starts, ids, slots)
+            else:
+                found = _lookup(text, start, end, cont_keys, cont_starts, cont_ids, cont_slots)
+            if found >= 0:
+                break
+            end -= 1
+        if found < 0:
+            out[0] = unk
+            return 1
+        out[count] = found
+        count += 1
+        start = end
+    return count
+
+
+@njit(cache=True)
+def encode_ascii(
+    buf, offsets, kind, lowercase, max_length, unk,
+    keys, starts, ids, slots, cont_keys, cont_starts, cont_ids, cont_slots,
+):  # fmt: skip
+    """Token ids of every text ``buf[offsets[t]:offsets[t + 1]]`` (ASCII), truncated to
+    ``max_length``: (ids, offsets of each text's ids, truncated)."""
+    texts = len(offsets) - 1
+    out = np.empty(texts * max_length, dtype=np.int64)
+    out_offsets = np.zeros(texts + 1, dtype=np.int64)
+    truncated = np.zeros(texts, dtype=np.bool_)
+    longest = 0
+    for t in range(texts):
+        longest = max(longest, offsets[t + 1] - offsets[t])
+    scratch = np.empty(longest + 1, dtype=np.uint8)
+    spans = np.empty((longest + 1, 2), dtype=np.int64)
+    piece_ids = np.empty(MAX_WORD_CHARS + 1, dtype=np.int64)
+    at = 0
+    for t in range(texts):
+        n = _normalise(buf, offsets[t], offsets[t + 1], lowercase, kind, scratch)
+        words = _word_tokens(scratch, n, spans) if kind == WORD else _bert_words(scratch, n, spans)
+        made = 0
+        for w in range(words):
+            a, b = spans[w, 0], spans[w, 1]
+            if kind == WORD:
+                if made == max_length:
+                    truncated[t] = True
+                    break
+                found = _lookup(scratch, a, b, keys, starts, ids, slots)
+                out[at + made] = found if found >= 0 else unk
+                made += 1
+                continue
+            # WordPiece: the longest known piece from the left, then ##pieces; a word with
+            # a part no piece fits (or of over 100 characters) is [UNK] as a whole
+            pieces = _word_pieces(
+                scratch,
+                a,
+                b,
+                unk,
+                keys,
+                starts,
+                ids,
+                slots,
+                cont_keys,
+                cont_starts,
+                cont_ids,
+                cont_slots,
+                piece_ids,
+            )
+            for p in range(pieces):
+                if made == max_length:
+                    truncated[t] = True
+                    break
+                out[at + made] = piece_ids[p]
+                made += 1
+            if truncated[t]:
+                break
+        at += made
+        out_offsets[t + 1] = at
+    return out[:at], out_offsets, truncated
+
+
+class CompiledEncoder:
+    """Batches of texts to token ids: ASCII texts compiled, the others through the
+    ``tokenizers`` library. Built by :meth:`of`, which returns None for a tokenizer it does
+    not cover."""
+
+    def __init__(self, tokenizer: Tokenizer, kind: int, lowercase: bool) -> None:
+        self.tokenizer = tokenizer
+        self.kind, self.lowercase = kind, lowercase
+        self.max_length = tokenizer.truncation["max_length"]
+        self.unk = tokenizer.token_to_id(UNK)
+        vocab = tokenizer.get_vocab()
+        initial = {t: i for t, i in vocab.items() if kind == WORD or not t.startswith("##")}
+        continuation = {
+            t[2:]: i for t, i in vocab.items() if kind == WORDPIECE and t.startswith("##")
+        }
+        self.tables = (HashedVocabulary.of(initial), HashedVocabulary.of(continuation or {"": 0}))
+
+    @classmethod
+    def of(cls, tokenizer: Tokenizer) -> CompiledEncoder | None:
+        spec = json.loads(tokenizer.to_str())
+        if not tokenizer.truncation or spec.get("post_processor") is not None:
+            return None
+        model, normalizer = spec["model"], spec.get("normalizer") or {}
+        pre = spec.get("pre_tokenizer") or {}
+        if model["type"] == "WordLevel" and model.get("unk_token") == UNK:
+            steps = [n["type"] for n in normalizer.get("normalizers", [])]
+            parts = pre.get("pretokenizers", [])
+            if (
+                steps in (["NFKC"], ["NFKC", "Lowercase"])
+                and [p["type"] for p in parts] == ["WhitespaceSplit", "Split"]
+                and parts[1]["pattern"] == {"Regex": WORDS_PATTERN}
+                and parts[1]["behavior"] == "Isolated"
+                and not parts[1]["invert"]
+            ):
+                return cls(tokenizer, WORD, steps[-1] == "Lowercase")
+        bert = {"type": "BertNormalizer", "clean_text": True, "handle_chinese_chars": True}
+        if (
+            model["type"] == "WordPiece"
+            and model.get("unk_token") == UNK
+            and model.get("continuing_subword_prefix") == "##"
+            and model.get("max_input_chars_per_word") == MAX_WORD_CHARS
+            and all(normalizer.get(k) == v for k, v in bert.items())
+            and normalizer.get("strip_accents") in (None, True)
+            and normalizer.get("lowercase") is True
+            and pre.get("type") == "BertPreTokenizer"
+        ):
+            return cls(tokenizer, WORDPIECE, True)
+        return None
+
+    def encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ids, offsets, truncated): text t's ids are ``ids[offsets[t]:offsets[t + 1]]``.
+        Texts are cleaned already (:func:`~.tokenizer.clean_text`)."""
+        budget = self.max_length * CHARS_PER_TOKEN  # past it a text is truncated anyway
+        fast = [t.isascii() for t in texts]
+        cut = [t[:budget] if ok else "" for t, ok in zip(texts, fast, strict=True)]
+        lengths = np.fromiter(map(len, cut), dtype=np.int64, count=len(cut))
+        offsets = np.zeros(len(cut) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        buf = np.frombuffer("".join(cut).encode("ascii"), dtype=np.uint8)
+        a, b = self.tables
+        ids, spans, truncated = encode_ascii(
+            buf, offsets, self.kind, self.lowercase, self.max_length, self.unk,
+            a.keys, a.starts, a.ids, a.slots, b.keys, b.starts, b.ids, b.slots,
+        )  # fmt: skip
+        # Non-ASCII texts, and ASCII ones cut short without filling the maximum length (very
+        # long words): the tokenizers library on the whole text
+        slow = [
+            i
+            for i, (ok, text) in enumerate(zip(fast, texts, strict=True))
+            if not ok or (len(text) > budget and not truncated[i])
+        ]
+        if not slow:
+            return ids, spans, truncated
+        encodings = encode_batch(self.tokenizer, [texts[i] for i in slow])
+        parts = np.split(ids, spans[1:-1])
+        for i, encoding in zip(slow, encodings, strict=True):
+            parts[i] = np.array(encoding.ids, dtype=np.int64)
+            truncated[i] = bool(encoding.overflowing)
+        lengths = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
+        spans = np.zeros(len(parts) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=spans[1:])
+        return (np.concatenate(parts) if parts else ids), spans, truncated
