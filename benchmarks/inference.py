@@ -1,23 +1,28 @@
-"""Prediction speed in process: textcnn (folded n-gram tables, and the convolutions it
-replaces) against fastText, on the same MR sentences.
+"""Prediction speed in process: textcnn (the compiled path, the folded n-gram tables in
+PyTorch, and the convolutions) against fastText, on the same MR sentences.
 
-    python benchmarks/inference.py [--epochs 3] [--repeats 3]
+    python benchmarks/inference.py [--epochs 3] [--repeats 3] [--score-lines 1000000]
 
 Trains fastText (the ``fasttext-wheel`` package: ``pip install fasttext-wheel``; 25
 epochs, word bigrams) and a textcnn model of ``--recipe`` (default: what ``textcnn train``
 trains; ``--epochs`` epochs: speed does not depend on them) on MR, then times ``predict``
-on all 10,662 sentences, the three alternating, median of ``--repeats`` runs, and the
+on all 10,662 sentences, the four alternating, median of ``--repeats`` runs, and the
 single-text latency (median of 1,000 calls). Also times the tokenizer alone (Rust
-``encode_batch`` against the fast word encoder). Reads ``$TEXTCNN_DATA_DIR`` (default
-``../shared/datasets``); writes ``benchmarks/results/inference.json`` and prints a
-Markdown table.
+``encode_batch`` against the compiled encoder), and ``--score-lines`` lines of MR (the
+corpus repeated) end to end: ``textcnn score`` (read, tokenize, score, write JSONL, in a
+process of its own) against fastText's ``predict`` on the same file, read and written
+alike. Reads ``$TEXTCNN_DATA_DIR`` (default ``../shared/datasets``); writes
+``benchmarks/results/inference.json`` and prints a Markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -52,11 +57,38 @@ def latency_ms(function, texts: list[str], calls: int = 1000) -> float:
     return 1000 * statistics.median(times)
 
 
+def score_lines(model_dir: Path, fast_text, texts: list[str], lines: int, tmp: Path) -> dict:
+    """``textcnn score`` on ``lines`` lines (a process of its own: its peak memory), and
+    fastText reading the same file, predicting in chunks and writing JSON lines."""
+    source = tmp / "lines.txt"
+    with source.open("w") as handle:
+        for i in range(lines):
+            handle.write(texts[i % len(texts)] + "\n")
+    started = time.perf_counter()
+    command = [sys.executable, "-m", "textcnn.cli", "score", str(model_dir), str(source)]
+    subprocess.run([*command, "-o", str(tmp / "scores.jsonl")], check=True, capture_output=True)
+    ours = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    started = time.perf_counter()
+    with source.open() as rows, (tmp / "fasttext.jsonl").open("w") as out:
+        while chunk := [line.rstrip("\n") for line in itertools.islice(rows, 65536)]:
+            labels, scores = fast_text.predict(chunk)
+            for label, score in zip(labels, scores, strict=True):
+                out.write(json.dumps({"label": label[0][9:], "score": float(score[0])}) + "\n")
+    theirs = time.perf_counter() - started
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        "textcnn score": {"lines": lines, "rows_per_s": lines / ours, "peak_rss_mb": peak},
+        "fastText predict": {"lines": lines, "rows_per_s": lines / theirs, "peak_rss_mb": before},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--recipe", default="default", help="the textcnn recipe to time")
+    parser.add_argument("--score-lines", type=int, default=1_000_000)
     args = parser.parse_args()
     try:
         import fasttext
@@ -79,11 +111,13 @@ def main() -> None:
         model_dir = fit_and_save(
             load_config(overrides={**overrides, "output": f"{tmp}/mr", "progress": False})
         )
-        folded = textcnn.load(model_dir)  # the default: folded tables
+        compiled = textcnn.load(model_dir)  # the default: compiled tables
+        folded = textcnn.load(model_dir, inference="folded")
         conv = textcnn.load(model_dir, inference="conv")
-        assert folded.inference["path"] == "folded", folded.inference
+        assert compiled.inference["path"] == "compiled", compiled.inference
         runs = {
             "fastText": lambda batch: fast_text.predict(batch),
+            "textcnn (compiled)": compiled.predict,
             "textcnn (folded)": folded.predict,
             "textcnn (conv)": conv.predict,
         }
@@ -98,19 +132,23 @@ def main() -> None:
         tokenizer = folded.tokenizer
         tokens = {
             "Rust encode_batch": len(texts) / timed(lambda: encode(tokenizer, texts), 5),
-            "fast word encoder": len(texts) / timed(lambda: folded.encode(texts), 5),
+            "compiled encoder": len(texts) / timed(lambda: compiled.encode(texts), 5),
         }
-    ratio = rates["textcnn (folded)"] / rates["fastText"]
+        scoring = score_lines(model_dir, fast_text, texts, args.score_lines, Path(tmp))
+    ratio = rates["textcnn (compiled)"] / rates["fastText"]
     result = {
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        "recipe": compiled.card.recipe,
         "texts": len(texts),
         "sentences_per_s": rates,
         "single_text_latency_ms": latency,
-        "ratio_folded_to_fasttext": ratio,
+        "ratio_compiled_to_fasttext": ratio,
+        "speedup_compiled_over_folded": rates["textcnn (compiled)"] / rates["textcnn (folded)"],
         "speedup_folded_over_conv": rates["textcnn (folded)"] / rates["textcnn (conv)"],
         "tokenizer_texts_per_s": tokens,
-        "table_mb": folded.inference["table_mb"],
+        "table_mb": compiled.inference["table_mb"],
+        "score": scoring,
     }
     out = Path(__file__).parent / "results" / "inference.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
@@ -118,11 +156,17 @@ def main() -> None:
     for name in runs:
         print(f"| {name} | {rates[name]:,.0f} | {latency[name]:.3f} |")
     print(
-        f"\nratio textcnn (folded) / fastText: {ratio:.2f}; folded over conv: "
-        f"{result['speedup_folded_over_conv']:.1f}x; tables {folded.inference['table_mb']} MB"
+        f"\nratio textcnn (compiled) / fastText: {ratio:.2f}; compiled over folded: "
+        f"{result['speedup_compiled_over_folded']:.1f}x; folded over conv: "
+        f"{result['speedup_folded_over_conv']:.1f}x; tables {result['table_mb']} MB"
     )
     for name, rate in tokens.items():
         print(f"tokenizer, {name}: {rate:,.0f} texts/s")
+    for name, run in scoring.items():
+        print(
+            f"{run['lines']:,} lines end to end, {name}: {run['rows_per_s']:,.0f} rows/s, "
+            f"peak memory {run['peak_rss_mb']:,.0f} MB"
+        )
 
 
 if __name__ == "__main__":

@@ -53,14 +53,16 @@ end
 """
 
 
-def start_server(model: Path, settings: dict, workers: int = 1) -> tuple[subprocess.Popen, str]:
+def start_server(
+    model: Path, settings: dict, workers: int = 1, extra: list[str] = ()
+) -> tuple[subprocess.Popen, str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {**os.environ, **{f"TEXTCNN_{k}": v for k, v in settings.items()}}
     command = [sys.executable, "-m", "textcnn.cli", "serve", "--model", str(model)]
     process = subprocess.Popen(
-        [*command, "--port", str(port), "--workers", str(workers)],
+        [*command, *extra, "--port", str(port), "--workers", str(workers)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -49,6 +49,7 @@ class MicroBatcher:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self.task: asyncio.Task | None = None
         self._pending: deque[_Job] = deque()
+        self.in_flight = 0  # requests taken and not yet answered
 
     def start(self) -> None:
         self.task = asyncio.create_task(self._run())
@@ -63,8 +64,17 @@ class MicroBatcher:
     async def classify(self, texts: list[str], explain: bool) -> list[Result]:
         """All labels for every text, in order (the caller cuts them to top_k)."""
         job = _Job(texts, explain)
-        await self.queue.put(job)
-        return await job.future
+        self.in_flight += 1
+        try:
+            await self.queue.put(job)
+            return await job.future
+        finally:
+            self.in_flight -= 1
+
+    async def drain(self, poll_s: float = 0.01) -> None:
+        """Return once every request taken has its answer."""
+        while self.in_flight:
+            await asyncio.sleep(poll_s)
 
     def _take(self) -> _Job:
         """The next waiting job without waiting: a carried-over one first, then the queue."""

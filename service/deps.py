@@ -6,9 +6,9 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Query, Request
 
-from .registry import ServedModel
+from .registry import Models, ServedModel
 from .settings import Settings
 
 
@@ -31,14 +31,24 @@ async def require_key(request: Request) -> None:  # async: no thread-pool hop pe
         )
 
 
-async def require_model(request: Request) -> ServedModel:
-    """The served model once it is loaded; 503 (with the reason) before."""
-    served: ServedModel = request.app.state.model
-    if served.batcher is None:
-        raise HTTPException(503, served.error or "the model is still loading; retry shortly")
+def get_models(request: Request) -> Models:
+    return request.app.state.models
+
+
+async def require_model(
+    request: Request,
+    model: Annotated[
+        str | None, Query(max_length=200, description="a served model's name (default: the first)")
+    ] = None,
+) -> ServedModel:
+    """The model a GET request names (``?model=``, else the default) once it serves: 404
+    for an unknown name, 503 (with the reason) before it serves."""
+    served = request.app.state.models.get(model)
+    request.scope["textcnn.model"] = served.name  # for the metrics
     return served
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+ModelsDep = Annotated[Models, Depends(get_models)]
 Authorized = Annotated[None, Depends(require_key)]
 Ready = Annotated[ServedModel, Depends(require_model)]

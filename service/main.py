@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 from contextlib import asynccontextmanager
 
 import numba
 import torch
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 from fastapi.middleware.cors import CORSMiddleware
 
 import textcnn
@@ -15,9 +17,24 @@ import textcnn
 from . import errors
 from .metrics import Metrics
 from .middleware import ServiceMiddleware
-from .registry import ServedModel
+from .registry import Models, sources_of
 from .routes import classify, docs, model_info, page, probes
 from .settings import Settings, get_settings
+
+
+def reload_on_hangup(models: Models, settings: Settings, metrics: Metrics) -> None:
+    """SIGHUP reloads every model (a process of its own: with --workers N, uvicorn's
+    supervisor takes SIGHUP and restarts the workers instead)."""
+
+    async def reload_all() -> None:
+        for name in models.served:
+            with contextlib.suppress(HTTPException):  # one reloading already: it will do
+                if not await models.reload(name, settings, metrics.observe_batch):
+                    metrics.reload_failed(name)
+
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # not main thread
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(reload_all()))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -27,14 +44,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.settings, app.state.metrics = settings, metrics
-        app.state.model = served = ServedModel(settings.model_dir.name, settings.model_dir)
+        app.state.models = models = Models(sources_of(settings), settings.default_model)
         if settings.torch_threads:
             torch.set_num_threads(settings.torch_threads)
             numba.set_num_threads(min(settings.torch_threads, numba.config.NUMBA_NUM_THREADS))
-        loading = asyncio.create_task(served.load(settings, metrics.batch_size.observe))
-        yield  # /ready says 503 until the model is loaded
-        loading.cancel()
-        await served.stop()
+        tasks = [asyncio.create_task(models.load_all(settings, metrics.observe_batch))]
+        if settings.reload_seconds:  # a model directory replaced is picked up
+            watch = models.watch(
+                settings.reload_seconds, settings, metrics.observe_batch, metrics.reload_failed
+            )
+            tasks.append(asyncio.create_task(watch))
+        reload_on_hangup(models, settings, metrics)
+        yield  # /ready says 503 until the default model is loaded
+        for task in tasks:
+            task.cancel()
+        await models.stop()
 
     app = FastAPI(
         title="textcnn",

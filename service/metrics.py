@@ -24,29 +24,44 @@ MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class Metrics:
-    """Requests by route and status, latency by route, texts per forward pass."""
+    """Requests by route, model and status, latency by route and model, texts per forward
+    pass by model, failed reloads by model."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "textcnn_requests_total",
-            "HTTP requests by route and status",
-            ["route", "status"],
+            "HTTP requests by route, model and status",
+            ["route", "model", "status"],
             registry=self.registry,
         )
         self.latency = Histogram(
             "textcnn_request_seconds",
-            "request latency by route",
-            ["route"],
+            "request latency by route and model",
+            ["route", "model"],
             registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
         self.batch_size = Histogram(
             "textcnn_batch_size",
             "texts per forward pass",
+            ["model"],
             registry=self.registry,
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
         )
+
+        self.reload_failures = Counter(
+            "textcnn_reload_failures_total",
+            "new model versions that failed their checks (the old version went on serving)",
+            ["model"],
+            registry=self.registry,
+        )
+
+    def observe_batch(self, model: str, size: int) -> None:
+        self.batch_size.labels(model).observe(size)
+
+    def reload_failed(self, model: str) -> None:
+        self.reload_failures.labels(model).inc()
 
     def exposition(self) -> tuple[bytes, str]:
         """(the Prometheus text of every worker, its content type)."""

@@ -66,8 +66,9 @@ class ServiceMiddleware:
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
             code = str(status["code"] or 500)  # a response that never started failed
-            self.metrics.requests.labels(path, code).inc()
-            self.metrics.latency.labels(path).observe(time.perf_counter() - started)
+            model = scope.get("textcnn.model", "")  # set by the routes that ask a model
+            self.metrics.requests.labels(path, model, code).inc()
+            self.metrics.latency.labels(path, model).observe(time.perf_counter() - started)
 
     async def _with_body(self, scope, receive, send) -> None:
         """The app, given the whole body at once; 413 or 408 when it cannot be had."""

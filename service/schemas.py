@@ -56,6 +56,11 @@ class ClassifyRequest(BaseModel):
         ),
     )
     explain: StrictBool = Field(False, description="add the n-grams that drove each decision")
+    model: StrictStr | None = Field(
+        None,
+        max_length=200,
+        description="the served model to ask (`GET /models`); default: the first",
+    )
     min_score: float | None = Field(
         None,
         ge=0,
@@ -162,6 +167,7 @@ class ErrorBody(BaseModel):
 
 ERRORS = {
     401: {"model": ErrorBody, "description": "missing or wrong API key"},
+    404: {"model": ErrorBody, "description": "no model of that name (the message lists them)"},
     413: {"model": ErrorBody, "description": "over a request limit (texts, characters, bytes)"},
     422: {"model": ValidationErrorBody, "description": "malformed or invalid body"},
     503: {"model": ErrorBody, "description": "the model is not loaded (yet)"},
@@ -174,6 +180,7 @@ class Readiness(BaseModel):
     status: str = Field(description="ready or not ready")
     detail: str | None = None
     model: ModelInfo | None = None
+    failed: dict[str, str] | None = Field(None, description="models that failed to load, why")
 
 
 READINESS = {"model": Readiness}

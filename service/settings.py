@@ -13,7 +13,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TEXTCNN_", env_file=None)
 
-    model_dir: Path = Path("runs/tweets/model-best")  # TEXTCNN_MODEL_DIR
+    model_dir: Path = Path("runs/tweets/model-best")  # TEXTCNN_MODEL_DIR: one model
+    # several: TEXTCNN_MODELS='{"sentiment": "runs/a/model-best", ...}', or every sub-folder
+    # of TEXTCNN_MODELS_DIR; a request without "model" goes to TEXTCNN_DEFAULT_MODEL (or
+    # the first)
+    models: dict[str, Path] | None = None
+    models_dir: Path | None = None
+    default_model: str | None = None
+    # every this many seconds, reload a model whose directory changed (0: never)
+    reload_seconds: float = Field(0.0, ge=0)
     api_key: SecretStr | None = None  # requests need "Authorization: Bearer <key>" when set
     max_texts_per_request: int = Field(256, ge=1)
     max_text_chars: int = Field(10_000, ge=1)

@@ -277,19 +277,47 @@ def merge(
 
 
 @app.command()
+def export(
+    model_dir: ModelDir,
+    output: Annotated[Path, typer.Option("-o", "--output", help="the .onnx file to write")],
+    int8: Annotated[
+        bool, typer.Option("--int8", help="ONNX Runtime's dynamic quantisation: int8 weights")
+    ] = False,
+) -> None:
+    """The model as an ONNX file, with tokenizer.json (text) and onnx.json (labels, inputs,
+    outputs, temperature, thresholds) beside it: for ONNX Runtime or Triton, from any
+    language. Needs the onnx extra (bash run.sh setup installs it)."""
+    from .export import export_onnx
+
+    with user_errors():
+        description = export_onnx(model_dir, output, int8)
+    size = output.stat().st_size / 2**20
+    inputs = ", ".join(description["inputs"])
+    typer.echo(f"wrote {output} ({size:.1f} MB; inputs {inputs}; outputs logits, scores)")
+    typer.echo(f"and {output.parent / 'onnx.json'} describing it")
+
+
+@app.command()
 def serve(
-    model: Annotated[Path, typer.Option(help="model directory to serve")] = Path(
-        "runs/tweets/model-best"
-    ),
+    model: Annotated[
+        list[str] | None,
+        typer.Option(help="a model directory, or NAME=DIR; repeat for several models"),
+    ] = None,
+    models_dir: Annotated[Path | None, typer.Option(help="serve every sub-folder of it")] = None,
+    default: Annotated[
+        str | None, typer.Option(help="the model a request without one asks")
+    ] = None,
     host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 1,
 ) -> None:
-    """Serve POST /classify (and /health, /ready, /info, /metrics, /docs) with uvicorn."""
-    from .serving import run_server
+    """Serve POST /classify (and /health, /ready, /info, /models, /metrics, /docs) with
+    uvicorn. Without --model or --models-dir: runs/tweets/model-best."""
+    from .serving import model_sources, run_server
 
     with user_errors():
-        run_server(model, host, port, workers)
+        sources = model_sources(model or [], models_dir)
+        run_server(sources, default, host, port, workers)
 
 
 def main() -> None:

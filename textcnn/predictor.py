@@ -51,6 +51,43 @@ class Result:
 TopK = int | None | Literal["auto"]
 
 
+def check_top_k(top_k: TopK) -> None:
+    if top_k is not None and top_k != "auto" and (isinstance(top_k, bool) or top_k < 1):
+        raise ValueError(f"top_k must be 'auto', at least 1, or None, got {top_k!r}")
+
+
+def assigned_labels(
+    probabilities: torch.Tensor, thresholds: Sequence[float] | None = None, min_labels: int = 1
+) -> torch.Tensor:
+    """N x classes: the labels given each input: its top class, or with ``thresholds`` (a
+    multi-label model) every label at or over its threshold and at least ``min_labels`` top
+    ones."""
+    chosen = torch.zeros_like(probabilities, dtype=torch.bool)
+    if thresholds is None:
+        return chosen.scatter_(1, probabilities.argmax(1, keepdim=True), True)
+    chosen = probabilities >= torch.tensor(thresholds, dtype=probabilities.dtype)
+    if min_labels:
+        chosen.scatter_(1, probabilities.topk(min_labels, dim=1).indices, True)
+    return chosen
+
+
+def shown_classes(
+    probabilities: torch.Tensor, assigned: torch.Tensor, top_k: TopK, multi_label: bool
+) -> tuple[list[list[int]], list[list[int]]]:
+    """(per input, the classes it is given, most probable first; the classes a result lists
+    for ``top_k``: "auto" the given ones of a multi-label model, else the top one, k, or
+    None every class)."""
+    check_top_k(top_k)
+    ranked = probabilities.argsort(dim=1, descending=True, stable=True)
+    keep = assigned.gather(1, ranked)
+    given = [row[mask].tolist() for row, mask in zip(ranked, keep, strict=True)]
+    if top_k == "auto" and multi_label:
+        return given, given
+    classes = probabilities.shape[1]
+    k = classes if top_k is None else 1 if top_k == "auto" else min(top_k, classes)
+    return given, probabilities.topk(k, dim=-1).indices.tolist()
+
+
 @runtime_checkable
 class Predictor(Protocol):
     """A trained classifier (text or image): its network, labels and card, and a batched

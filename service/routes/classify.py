@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 
-from ..deps import Authorized, Ready, SettingsDep
+from ..deps import Authorized, ModelsDep, SettingsDep
 from ..schemas import ERRORS, ClassifyRequest, ClassifyResponse
 
 router = APIRouter(tags=["model"])
@@ -13,9 +13,13 @@ router = APIRouter(tags=["model"])
 
 @router.post("/classify", responses={200: {"model": ClassifyResponse}, **ERRORS})
 async def classify(
-    body: ClassifyRequest, _: Authorized, served: Ready, settings: SettingsDep
+    request: Request, body: ClassifyRequest, _: Authorized, models: ModelsDep, settings: SettingsDep
 ) -> JSONResponse:
-    """Labels and scores for one text or a batch, in order; `explain` adds the n-grams."""
+    """Labels and scores for one text or a batch, in order; `explain` adds the n-grams;
+    `model` names the model (default: the server's first)."""
+    served = models.get(body.model)
+    request.scope["textcnn.model"] = served.name  # for the metrics
+    version = served.current  # the version that answers, even if a new one comes meanwhile
     texts = body.all_texts()
     if len(texts) > settings.max_texts_per_request:
         raise HTTPException(
@@ -24,17 +28,17 @@ async def classify(
     long = [i for i, t in enumerate(texts) if len(t) > settings.max_text_chars]
     if long:
         raise HTTPException(413, f"texts {long[:10]} are over {settings.max_text_chars} characters")
-    results = await served.batcher.classify(texts, body.explain)
-    multi_label = served.classifier.multi_label
+    results = await version.batcher.classify(texts, body.explain)
+    multi_label = version.classifier.multi_label
     auto = multi_label and "top_k" not in body.model_fields_set
-    k = len(served.classifier.labels) if body.top_k is None else body.top_k
+    k = len(version.classifier.labels) if body.top_k is None else body.top_k
     min_score = body.min_score if "min_score" in body.model_fields_set else settings.min_score
     # Plain dicts in a Response: FastAPI would otherwise validate and serialise the response
     # model again, which cost more than the rest of the request (benchmarks/serving.py); the
     # shape is ClassifyResponse's, as the schema says.
     return JSONResponse(
         {
-            "model": served.identity,
+            "model": version.identity,
             "results": [answer(r, k, auto, multi_label, body.explain, min_score) for r in results],
         }
     )

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse
 
 from textcnn.artifacts import CONFUSION_FILE, LABEL_F1_FILE, RELIABILITY_FILE, model_file
 
-from ..deps import Authorized, Ready, SettingsDep
+from ..deps import Authorized, ModelsDep, Ready, SettingsDep
 from ..schemas import ERRORS, ErrorBody
 
 router = APIRouter(tags=["model"])
 
 
-@router.get("/info", responses={401: ERRORS[401], 503: ERRORS[503]})
+@router.get("/info", responses={401: ERRORS[401], 404: ERRORS[404], 503: ERRORS[503]})
 def info(_: Authorized, served: Ready, settings: SettingsDep) -> dict:
-    """The model, its labels, the request limits and its training metrics."""
-    classifier = served.classifier
+    """The model (``?model=``, default the first), its labels, the request limits and its
+    training metrics."""
+    version = served.current
+    classifier = version.classifier
     return {
-        "model": served.identity,
+        "model": version.identity,
         "architecture": classifier.card.architecture,
         "labels": classifier.labels,
         "max_length_tokens": classifier.max_length,
@@ -44,7 +46,7 @@ def info(_: Authorized, served: Ready, settings: SettingsDep) -> dict:
 PICTURE = {
     200: {"content": {"image/png": {}}, "description": "the picture"},
     401: ERRORS[401],
-    404: {"model": ErrorBody, "description": "the model directory has no such picture"},
+    404: {"model": ErrorBody, "description": "no such model, or no such picture"},
     503: ERRORS[503],
 }
 
@@ -53,7 +55,7 @@ def picture(served, names: tuple[str, ...]) -> FileResponse:
     """The first of ``names`` the model directory holds as a plain file of its own; 404
     when it holds none (or only a link out of it)."""
     for name in names:
-        try:
+        try:  # the loaded version's directory is the same folder: served.path
             return FileResponse(model_file(served.path, name), media_type="image/png")
         except ValueError:  # missing, or not a plain file inside the model directory
             continue
@@ -71,3 +73,39 @@ def evaluation_picture(_: Authorized, served: Ready) -> FileResponse:
 def reliability(_: Authorized, served: Ready) -> FileResponse:
     """The reliability diagram: how often a score is right, before and after calibration."""
     return picture(served, (RELIABILITY_FILE,))
+
+
+@router.get("/models", responses={401: ERRORS[401]})
+def models(_: Authorized, served: ModelsDep) -> dict:
+    """Every model this server holds: name, version, task, labels and state (and why a load
+    failed), and which one a request without ``model`` asks. Behind the API key when one is
+    set."""
+    return {"default": served.default, "models": [m.describe() for m in served.served.values()]}
+
+
+@router.post(
+    "/models/{name}/reload",
+    responses={
+        401: ERRORS[401],
+        403: {"model": ErrorBody, "description": "reloads need an API key to be set"},
+        404: ERRORS[404],
+        409: {"model": ErrorBody, "description": "a reload of this model is running"},
+        422: {"model": ErrorBody, "description": "the new version failed its checks"},
+    },
+)
+async def reload(
+    name: str, request: Request, _: Authorized, served: ModelsDep, settings: SettingsDep
+) -> dict:
+    """Load the model directory of ``name`` again, check it completely, and serve it in place
+    of the current version (which finishes the requests it took). Needs the API key; a server
+    without one refuses, so that an open server cannot be made to reload."""
+    if settings.api_key is None:
+        raise HTTPException(403, "reloads need TEXTCNN_API_KEY to be set; restart to reload")
+    if name not in served.served:
+        served.get(name)  # the 404 that names the models
+    request.scope["textcnn.model"] = name
+    state = request.app.state
+    if not await served.reload(name, settings, state.metrics.observe_batch):
+        state.metrics.reload_failed(name)
+        raise HTTPException(422, served.served[name].error)
+    return {"model": served.served[name].current.identity, "state": "ready"}

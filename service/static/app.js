@@ -4,7 +4,7 @@
 
 const $ = (id) => document.getElementById(id);
 const KEY = "textcnn-api-key"; // sessionStorage: gone when the tab closes
-const state = { info: null, rows: [], order: "input" };
+const state = { info: null, rows: [], order: "input", model: null }; // model: null = default
 
 class ApiError extends Error {
   constructor(status, message) {
@@ -54,7 +54,7 @@ async function classifyTexts(texts, explain) {
   const response = await api("/classify", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ texts, explain, top_k: null }),
+    body: JSON.stringify({ texts, explain, top_k: null, ...(state.model ? { model: state.model } : {}) }),
   });
   return (await response.json()).results;
 }
@@ -297,10 +297,40 @@ function percent(value) {
   return `${(100 * value).toFixed(1)}%`;
 }
 
+// ?model=NAME of the picked model ("" for the default)
+function modelQuery() {
+  return state.model ? `?model=${encodeURIComponent(state.model)}` : "";
+}
+
+// With several models served, a picker (the names come from GET /models, as text).
+async function loadModels() {
+  let listed;
+  try {
+    listed = await (await api("/models")).json();
+  } catch (error) {
+    return; // an older server, or a key not yet given: the default model only
+  }
+  const picker = $("model-picker");
+  picker.replaceChildren();
+  for (const m of listed.models) {
+    const option = element("option", m.state === "ready" ? m.name : `${m.name} (${m.state})`);
+    option.value = m.name;
+    option.selected = m.name === (state.model || listed.default);
+    picker.append(option);
+  }
+  $("picker").hidden = listed.models.length < 2;
+}
+
+function pickModel() {
+  state.model = $("model-picker").value;
+  $("result").hidden = true;
+  loadCard();
+}
+
 async function loadCard() {
   let info;
   try {
-    info = await (await api("/info")).json();
+    info = await (await api(`/info${modelQuery()}`)).json();
   } catch (error) {
     say(error.message, true);
     if (error.status === 503) setTimeout(loadCard, 2000);
@@ -328,10 +358,12 @@ async function loadCard() {
   $("confusion-caption").textContent = info.multi_label ? "F1 of every label" : "Confusion matrix";
   for (const [path, id] of [["/confusion.png", "confusion"], ["/reliability.png", "reliability"]]) {
     try {
-      const picture = await (await api(path)).blob();
+      const picture = await (await api(`${path}${modelQuery()}`)).blob();
       $(id).src = URL.createObjectURL(picture);
       $(`${id}-figure`).hidden = false;
-    } catch (error) { /* a model directory without the picture: the card says enough */ }
+    } catch (error) { /* a model directory without the picture: the card says enough */
+      $(`${id}-figure`).hidden = true;
+    }
   }
 }
 
@@ -341,6 +373,7 @@ function useKey(event) {
   $("key").value = "";
   say("Checking the key…");
   loadCard();
+  loadModels();
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -348,8 +381,10 @@ document.addEventListener("DOMContentLoaded", () => {
   $("batch-form").addEventListener("submit", scoreMany);
   $("key-form").addEventListener("submit", useKey);
   $("sort-score").addEventListener("click", toggleSort);
+  $("model-picker").addEventListener("change", pickModel);
   $("text").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) $("one-form").requestSubmit();
   });
   loadCard();
+  loadModels();
 });

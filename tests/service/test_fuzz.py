@@ -24,6 +24,8 @@ OPERATIONS = [
     "GET /metrics",
     "GET /confusion.png",
     "GET /reliability.png",
+    "GET /models",
+    "POST /models/{name}/reload",
     "POST /classify",
 ]
 

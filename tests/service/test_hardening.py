@@ -12,10 +12,13 @@ from tests.tampering import TAMPERED, copy_model
 
 def started(model_dir, **settings):
     """A TestClient whose model has finished loading (or failed to)."""
-    client = TestClient(create_app(Settings(model_dir=model_dir, **settings)))
+    if model_dir is not None:
+        settings["model_dir"] = model_dir
+    client = TestClient(create_app(Settings(**settings)))
     client.__enter__()
     deadline = time.monotonic() + 30
-    while client.app.state.model.state == "loading":
+    models = client.app.state.models
+    while any(m.state == "loading" for m in models.served.values()):
         assert time.monotonic() < deadline, "the model neither loaded nor failed"
         time.sleep(0.05)
     return client
@@ -24,7 +27,8 @@ def started(model_dir, **settings):
 def test_a_failing_forward_pass_is_a_500_counted_in_metrics_and_the_server_goes_on(model_dir):
     client = started(model_dir)
     try:
-        classifier = client.app.state.model.classifier
+        models = client.app.state.models
+        classifier = models.served[models.default].classifier
         real = classifier.classify
 
         def classify(texts, **kwargs):
@@ -38,8 +42,8 @@ def test_a_failing_forward_pass_is_a_500_counted_in_metrics_and_the_server_goes_
         assert failed.json() == {"detail": "internal error; see the server log"}
         assert client.post("/classify", json={"text": "a good film"}).status_code == 200
         metrics = client.get("/metrics").text
-        assert 'textcnn_requests_total{route="/classify",status="500"} 1.0' in metrics
-        assert 'textcnn_requests_total{route="/classify",status="200"} 1.0' in metrics
+        assert 'textcnn_requests_total{model="run",route="/classify",status="500"} 1.0' in metrics
+        assert 'textcnn_requests_total{model="run",route="/classify",status="200"} 1.0' in metrics
     finally:
         client.__exit__(None, None, None)
 

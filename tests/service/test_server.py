@@ -78,8 +78,8 @@ def test_metrics_count_requests_by_route_and_status(server):
     classify(server, {"text": "fine"})
     classify(server, {"texts": []})
     text = httpx.get(f"{server.url}/metrics").text
-    assert 'textcnn_requests_total{route="/classify",status="200"}' in text
-    assert 'textcnn_requests_total{route="/classify",status="422"}' in text
+    assert 'textcnn_requests_total{model="run",route="/classify",status="200"}' in text
+    assert 'textcnn_requests_total{model="",route="/classify",status="422"}' in text
     assert "textcnn_request_seconds_bucket" in text and "textcnn_batch_size_bucket" in text
 
 
@@ -155,7 +155,7 @@ def test_bodies_that_are_not_json_are_422(server, body):
 def test_the_published_schema_is_what_the_server_does(server):
     schema = httpx.get(f"{server.url}/openapi.json").json()
     responses = schema["paths"]["/classify"]["post"]["responses"]
-    assert set(responses) == {"200", "401", "413", "422", "503"}
+    assert set(responses) == {"200", "401", "404", "413", "422", "503"}
     error = responses["422"]["content"]["application/json"]["schema"]["$ref"].split("/")[-1]
     detail = schema["components"]["schemas"][error]["properties"]["detail"]
     field = schema["components"]["schemas"][detail["items"]["$ref"].split("/")[-1]]
@@ -276,7 +276,9 @@ def test_the_confusion_matrix_picture(server):
 def test_metrics_count_every_worker(model_dir):
     """With --workers 2 a scrape reaches one worker; its counts are every worker's, and
     never go down between scrapes (prometheus-client's multiprocess mode)."""
-    pattern = re.compile(r'textcnn_requests_total\{route="/classify",status="200"\} (\d+)')
+    pattern = re.compile(
+        r'textcnn_requests_total\{model="run",route="/classify",status="200"\} (\d+)'
+    )
     served = Server(model_dir, "--workers", "2")
     try:
         counts = []

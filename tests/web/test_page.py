@@ -6,9 +6,10 @@ import itertools
 
 import httpx
 
-from tests.conftest import tiny_texts
+from tests.conftest import tiny_config, tiny_texts, write_tsv
 from tests.service.conftest import Server
 from tests.web.conftest import playwright_api
+from textcnn.training.pipeline import fit_and_save
 
 expect = playwright_api.expect
 
@@ -135,3 +136,24 @@ def test_the_page_asks_nothing_of_another_origin(page, web_server):
     assert urls, "no request recorded"
     foreign = [u for u in urls if not u.startswith((web_server.url, "blob:", "data:"))]
     assert foreign == []
+
+
+def test_with_several_models_the_page_picks_one_and_shows_its_card(page, web_model, tmp_path):
+    rows = [(text, "food" if i % 2 else "sport") for i, (text, _) in enumerate(tiny_texts(40))]
+    topics = fit_and_save(
+        tiny_config(write_tsv(tmp_path / "t.tsv", rows), tmp_path / "t", epochs=1)
+    )
+    both = Server(web_model, "--model", f"topics={topics}")
+    try:
+        page.goto(both.url)
+        page.wait_for_selector("#picker:not([hidden])")
+        assert page.locator("#model-picker option").all_inner_texts() == ["run", "topics"]
+        classify_on_page(page, "a great film")
+        assert page.inner_text("#label") in ("positive", "negative")
+        page.select_option("#model-picker", "topics")
+        expect(page.locator("#card")).to_contain_text("food, sport")
+        classify_on_page(page, "a great film")
+        assert page.inner_text("#label") in ("food", "sport")
+        assert "topics" in page.inner_text("#model-name")
+    finally:
+        both.stop()

@@ -11,7 +11,7 @@ import torch
 from ..artifacts import checked_labels, load_weights
 from ..card import ImageCard
 from ..models import Classifier
-from ..predictor import Prediction, Result, TopK
+from ..predictor import Prediction, Result, TopK, assigned_labels, check_top_k
 from .cam import class_activation_maps, save_overlay, upsample
 from .data import Normalization, read_image
 from .models import build_image_model
@@ -74,8 +74,7 @@ class ImageClassifier:
 
     def assigned(self, probabilities: torch.Tensor) -> torch.Tensor:
         """N x classes: the top class of each image."""
-        chosen = torch.zeros_like(probabilities, dtype=torch.bool)
-        return chosen.scatter_(1, probabilities.argmax(1, keepdim=True), True)
+        return assigned_labels(probabilities)
 
     def predict(
         self, images: torch.Tensor | Sequence[str | Path], top_k: TopK = "auto"
@@ -91,6 +90,7 @@ class ImageClassifier:
         min_score: float | None = None,
     ) -> list[Result]:
         """Predictions of every image; below ``min_score`` the model abstains."""
+        check_top_k(top_k)
         if not isinstance(images, torch.Tensor):
             images = torch.stack([self.read(p) for p in images])
         k = len(self.labels) if top_k is None else 1 if top_k == "auto" else top_k

@@ -96,7 +96,7 @@ def _one_text(
 def _batch(parallel: bool):
     loop = prange if parallel else range
 
-    @njit(cache=True, parallel=parallel)
+    @njit(cache=True, parallel=parallel, nogil=True)
     def forward(
         ids, offsets, table, bases, widths, vocab_size, wide, bias, weight, head_bias,
         ngram_table, prior, ngram_weight, buckets, temperature, sigmoid, out, positions,

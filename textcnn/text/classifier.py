@@ -22,7 +22,15 @@ from ..card import TextCard
 from ..models import TextCNN
 from ..models.compiled import CompiledTextCNN
 from ..models.folded import FoldedTextCNN, table_bytes
-from ..predictor import Evidence, Prediction, Result, TopK
+from ..predictor import (
+    Evidence,
+    Prediction,
+    Result,
+    TopK,
+    assigned_labels,
+    check_top_k,
+    shown_classes,
+)
 from .compiled import CompiledEncoder
 from .tokenizer import PAD_ID, clean_text, encode_batch, load_tokenizer
 
@@ -196,14 +204,9 @@ class TextClassifier:
     def assigned(self, probabilities: torch.Tensor) -> torch.Tensor:
         """N x classes: which labels the model gives each text (its top class; multi-label,
         every label at or over its threshold, and at least ``min_labels`` top ones)."""
-        chosen = torch.zeros_like(probabilities, dtype=torch.bool)
         if not self.multi_label:
-            return chosen.scatter_(1, probabilities.argmax(1, keepdim=True), True)
-        chosen = probabilities >= torch.tensor(self.card.thresholds)
-        if self.card.min_labels:
-            top = probabilities.topk(self.card.min_labels, dim=1).indices
-            chosen.scatter_(1, top, True)
-        return chosen
+            return assigned_labels(probabilities)
+        return assigned_labels(probabilities, self.card.thresholds, self.card.min_labels)
 
     def predict(
         self, texts: Sequence[str], top_k: TopK = "auto", batch_size: int = 1024
@@ -226,16 +229,10 @@ class TextClassifier:
         """Predictions (see :meth:`predict`), the labels assigned, truncation flags, and
         (with ``explain``) the n-grams behind each assigned label. Below ``min_score`` the
         model abstains: the result has no label, and its scores still."""
-        if top_k is not None and top_k != "auto" and (isinstance(top_k, bool) or top_k < 1):
-            raise ValueError(f"top_k must be 'auto', at least 1, or None, got {top_k!r}")
+        check_top_k(top_k)
         encoded = self.encode(texts)
         probs = self.predict_proba(encoded, batch_size)
-        given = self.given(probs)  # per text, the assigned classes, most probable first
-        if top_k == "auto" and self.multi_label:
-            shown = given
-        else:
-            k = len(self.labels) if top_k is None else 1 if top_k == "auto" else top_k
-            shown = probs.topk(min(k, len(self.labels)), dim=-1).indices.tolist()
+        given, shown = shown_classes(probs, self.assigned(probs), top_k, self.multi_label)
         why = None
         if explain:
             why = self._evidence([clean_text(t) for t in texts], given, batch_size, evidence_spans)
@@ -260,12 +257,7 @@ class TextClassifier:
 
     def given(self, probabilities: torch.Tensor) -> list[list[int]]:
         """Per text, the classes :meth:`assigned` gives it, most probable first."""
-        if not self.multi_label:
-            return probabilities.topk(1, dim=1).indices.tolist()
-        chosen = self.assigned(probabilities)
-        ranked = probabilities.argsort(dim=1, descending=True)
-        keep = chosen.gather(1, ranked)
-        return [row[mask].tolist() for row, mask in zip(ranked, keep, strict=True)]
+        return shown_classes(probabilities, self.assigned(probabilities), 1, False)[0]
 
     def _evidence(
         self, texts: list[str], classes: list[list[int]], batch_size: int, spans: int

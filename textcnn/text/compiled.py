@@ -225,7 +225,7 @@ def _word_pieces(
     return count
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def encode_ascii(
     buf, offsets, kind, lowercase, max_length, unk,
     keys, starts, ids, slots, cont_keys, cont_starts, cont_ids, cont_slots,

@@ -457,7 +457,10 @@ class TextTask:
                 if distilled is None
                 else Distillation(config.distill.hard_weight, weights)
             )
-        trainer = Trainer(model, config.training, run.workdir, objective, run.world)
+        settings = config.training
+        if multi_label and settings.optimizer == "auto":
+            settings = replace(settings, optimizer="adamw")
+        trainer = Trainer(model, settings, run.workdir, objective, run.world)
         if distilled is None:
             training = TextBatches(encode(tokenizer, train.texts), train_targets)
         else:  # the teacher's logits and the gold labels, on the training and extra texts
