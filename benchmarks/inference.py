@@ -139,7 +139,7 @@ def main() -> None:
     result = {
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
-        "recipe": compiled.card.recipe,
+        "recipe": compiled.card.settings.get("recipe"),
         "texts": len(texts),
         "sentences_per_s": rates,
         "single_text_latency_ms": latency,

@@ -72,7 +72,7 @@ def main() -> None:
             loaded = textcnn.load(model_dir)
             folded = textcnn.load(model_dir, inference="folded")
             expected = loaded.predict_proba(texts)
-            row = {"set": name, "texts": len(texts), "recipe": loaded.card.recipe}
+            row = {"set": name, "texts": len(texts), "recipe": loaded.card.settings.get("recipe")}
             ours = [loaded.labels[i] for i in expected.argmax(1).tolist()]
             row["accuracy"] = sum(a == b for a, b in zip(ours, gold, strict=True)) / len(gold)
             row["weights_mb"] = (model_dir / "model.safetensors").stat().st_size / 2**20

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from . import options as opt
 from .console import (
     errors,
     parse_input_size,
@@ -29,33 +30,6 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-
-ModelDir = Annotated[Path, typer.Argument(help="a model directory (model-best)")]
-DataOpt = Annotated[
-    str | None, typer.Option(help="training file or class folder, or 'tweets' (built in)")
-]
-OutputOpt = Annotated[str | None, typer.Option("--output", "-o", help="run folder")]
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML file of settings")]
-EpochsOpt = Annotated[int | None, typer.Option(help="maximum epochs (early stopping on dev)")]
-DeviceOpt = Annotated[str | None, typer.Option(help="auto|cpu|cuda|mps")]
-SeedOpt = Annotated[int | None, typer.Option(help="random seed")]
-FormatOpt = Annotated[str | None, typer.Option(help="csv|tsv|jsonl|fasttext|folder|lines")]
-TextFieldOpt = Annotated[str, typer.Option(help="column/key of the text")]
-SkipOpt = Annotated[bool, typer.Option("--skip-bad-rows", help="skip and count bad rows")]
-MinScoreOpt = Annotated[
-    float | None, typer.Option(min=0, max=1, help="abstain (no label) below this top score")
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
-# Any other setting is an option of its own (--model.num_filters 200, --num-filters 200,
-# --augment / --no-augment, --set KEY=VALUE); `--arch` implies an image run.
-SETTINGS_HELP = (
-    "Any other setting goes as --SECTION.KEY VALUE, --KEY VALUE or --set KEY=VALUE (e.g. "
-    "--recipe ngram, --model.num_filters 200, --embedding-mode static, --vectors FILE, "
-    "--arch lenet5, --augment); an unknown one is an error that lists them all. Text "
-    "recipes: minilm-ngram (the default when MiniLM is installed), ngram, rand, glove, "
-    "minilm-wordpiece, distilled."
-)
-SETTINGS = {"context_settings": {"allow_extra_args": True, "ignore_unknown_options": True}}
 
 
 def _config(ctx: typer.Context, config_file: Path | None, **flags):
@@ -80,7 +54,7 @@ def summary(
     ] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="model setting KEY=VALUE")] = None,
     depth: Annotated[int | None, typer.Option(min=1, help="merge layers to this depth")] = None,
-    as_json: JsonOpt = False,
+    as_json: opt.JsonOpt = False,
 ) -> None:
     """Per layer: output shape, parameters, MACs and receptive field, then totals."""
     from .models import model_entry
@@ -97,17 +71,17 @@ def summary(
     print_summary(name, result.grouped(depth, model) if depth else result, as_json)
 
 
-@app.command(epilog=SETTINGS_HELP, **SETTINGS)
+@app.command(epilog=opt.SETTINGS_HELP, **opt.SETTINGS)
 def train(
     ctx: typer.Context,
-    data: DataOpt = None,
+    data: opt.DataOpt = None,
     dev: Annotated[str | None, typer.Option(help="dev file (default: a split of --data)")] = None,
     test: Annotated[str | None, typer.Option(help="test file, scored once at the end")] = None,
-    output: OutputOpt = None,
-    config: ConfigOpt = None,
-    epochs: EpochsOpt = None,
-    device: DeviceOpt = None,
-    seed: SeedOpt = None,
+    output: opt.OutputOpt = None,
+    config: opt.ConfigOpt = None,
+    epochs: opt.EpochsOpt = None,
+    device: opt.DeviceOpt = None,
+    seed: opt.SeedOpt = None,
     resume: Annotated[bool, typer.Option(help="continue the interrupted run in --output")] = False,
     nproc: Annotated[int, typer.Option(min=1, help="processes on this machine (DDP)")] = 1,
 ) -> None:
@@ -125,13 +99,13 @@ def train(
             print_trained(load_card(model_dir).metrics, model_dir)
 
 
-@app.command(epilog=SETTINGS_HELP, **SETTINGS)
+@app.command(epilog=opt.SETTINGS_HELP, **opt.SETTINGS)
 def cv(
     ctx: typer.Context,
-    data: DataOpt = None,
+    data: opt.DataOpt = None,
     folds: Annotated[int, typer.Option(min=2, help="number of folds")] = 10,
-    output: OutputOpt = None,
-    config: ConfigOpt = None,
+    output: opt.OutputOpt = None,
+    config: opt.ConfigOpt = None,
     recipes: Annotated[
         str | None, typer.Option(help="compare recipes on the same folds: all, or a,b,...")
     ] = None,
@@ -154,17 +128,17 @@ def cv(
 
 @app.command()
 def evaluate(
-    model_dir: ModelDir,
+    model_dir: opt.ModelDir,
     data: Annotated[str, typer.Option(help="labelled file or class folder to score")],
-    format: FormatOpt = None,
-    text_field: TextFieldOpt = "text",
+    format: opt.FormatOpt = None,
+    text_field: opt.TextFieldOpt = "text",
     label_field: Annotated[str, typer.Option(help="column/key of the label")] = "label",
-    skip_bad_rows: SkipOpt = False,
+    skip_bad_rows: opt.SkipOpt = False,
     png: Annotated[
         Path | None, typer.Option(help="write its picture (confusion, F1) as a PNG")
     ] = None,
-    min_score: MinScoreOpt = None,
-    as_json: JsonOpt = False,
+    min_score: opt.MinScoreOpt = None,
+    as_json: opt.JsonOpt = False,
 ) -> None:
     """Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix (for a
     multi-label model micro/macro-F1, subset accuracy and Hamming loss), calibration error;
@@ -186,13 +160,13 @@ def evaluate(
 
 @app.command()
 def predict(
-    model_dir: ModelDir,
+    model_dir: opt.ModelDir,
     texts: Annotated[list[str] | None, typer.Argument(help="texts; none: lines of stdin")] = None,
     top_k: Annotated[
         int | None, typer.Option(min=1, help="the k most probable labels (default: the answer)")
     ] = None,
-    min_score: MinScoreOpt = None,
-    as_json: JsonOpt = False,
+    min_score: opt.MinScoreOpt = None,
+    as_json: opt.JsonOpt = False,
 ) -> None:
     """Classify texts given as arguments (or on standard input, one per line); for an image
     model, image files. A multi-label model gives every label it assigns."""
@@ -229,18 +203,18 @@ def cam(
 
 @app.command()
 def score(
-    model_dir: ModelDir,
+    model_dir: opt.ModelDir,
     input: Annotated[str, typer.Argument(help="CSV/TSV/JSONL, text file (a text a line), or -")],
     output: Annotated[str | None, typer.Option("--output", "-o", help=".jsonl or .csv")] = None,
-    format: FormatOpt = None,
-    text_field: TextFieldOpt = "text",
+    format: opt.FormatOpt = None,
+    text_field: opt.TextFieldOpt = "text",
     id_field: Annotated[str | None, typer.Option(help="column/key of the row id")] = None,
     all_scores: Annotated[bool, typer.Option("--all-scores", help="every label's score")] = False,
     chunk_size: Annotated[int, typer.Option(min=1, help="texts scored at a time")] = 8192,
     resume: Annotated[bool, typer.Option(help="continue an interrupted run into OUTPUT")] = False,
-    skip_bad_rows: SkipOpt = False,
+    skip_bad_rows: opt.SkipOpt = False,
     shard: Annotated[str | None, typer.Option(help="K/N: shard K of N (0-based)")] = None,
-    min_score: MinScoreOpt = None,
+    min_score: opt.MinScoreOpt = None,
 ) -> None:
     """Score a large file in order, streaming in chunks; --resume continues an interrupted run."""
     from .text.scoring import score_model_file
@@ -278,7 +252,7 @@ def merge(
 
 @app.command()
 def export(
-    model_dir: ModelDir,
+    model_dir: opt.ModelDir,
     output: Annotated[Path, typer.Option("-o", "--output", help="the .onnx file to write")],
     int8: Annotated[
         bool, typer.Option("--int8", help="ONNX Runtime's dynamic quantisation: int8 weights")
@@ -290,11 +264,9 @@ def export(
     from .export import export_onnx
 
     with user_errors():
-        description = export_onnx(model_dir, output, int8)
-    size = output.stat().st_size / 2**20
-    inputs = ", ".join(description["inputs"])
-    typer.echo(f"wrote {output} ({size:.1f} MB; inputs {inputs}; outputs logits, scores)")
-    typer.echo(f"and {output.parent / 'onnx.json'} describing it")
+        inputs = ", ".join(export_onnx(model_dir, output, int8)["inputs"])
+    mb = output.stat().st_size / 2**20
+    typer.echo(f"wrote {output} ({mb:.1f} MB, input {inputs}) and onnx.json beside it")
 
 
 @app.command()
@@ -311,8 +283,7 @@ def serve(
     port: Annotated[int, typer.Option(help="port")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 1,
 ) -> None:
-    """Serve POST /classify (and /health, /ready, /info, /models, /metrics, /docs) with
-    uvicorn. Without --model or --models-dir: runs/tweets/model-best."""
+    """Serve POST /classify and the rest with uvicorn (default: runs/tweets/model-best)."""
     from .serving import model_sources, run_server
 
     with user_errors():

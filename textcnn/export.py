@@ -266,9 +266,10 @@ class OnnxClassifier:
         """As :meth:`~textcnn.text.classifier.TextClassifier.predict`."""
         probs = self.predict_proba(texts)
         card = self.card
-        thresholds = card.thresholds if card.multi_label else None
-        assigned = assigned_labels(probs, thresholds, card.min_labels)
-        _, shown = shown_classes(probs, assigned, top_k, card.multi_label)
+        assigned = (
+            assigned_labels(probs, card.thresholds, card.min_labels) if card.multi_label else None
+        )
+        _, shown = shown_classes(probs, assigned, top_k)
         return [
             [Prediction(self.labels[c], float(row[c])) for c in classes]
             for row, classes in zip(probs, shown, strict=True)

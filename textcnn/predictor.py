@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -61,31 +62,43 @@ def assigned_labels(
 ) -> torch.Tensor:
     """N x classes: the labels given each input: its top class, or with ``thresholds`` (a
     multi-label model) every label at or over its threshold and at least ``min_labels`` top
-    ones."""
-    chosen = torch.zeros_like(probabilities, dtype=torch.bool)
+    ones; a tensor for a tensor, else an array. (NumPy inside: on a few rows, torch's calls
+    would cost more than the work.)"""
+    p = np.asarray(probabilities)  # a CPU tensor's memory, not a copy
     if thresholds is None:
-        return chosen.scatter_(1, probabilities.argmax(1, keepdim=True), True)
-    chosen = probabilities >= torch.tensor(thresholds, dtype=probabilities.dtype)
-    if min_labels:
-        chosen.scatter_(1, probabilities.topk(min_labels, dim=1).indices, True)
-    return chosen
+        chosen = np.zeros(p.shape, dtype=bool)
+        chosen[np.arange(len(p)), p.argmax(1)] = True
+    else:
+        chosen = p >= np.asarray(thresholds, dtype=p.dtype)
+        if min_labels:
+            top = np.argsort(-p, axis=1, kind="stable")[:, :min_labels]
+            np.put_along_axis(chosen, top, True, axis=1)
+    return torch.from_numpy(chosen) if isinstance(probabilities, torch.Tensor) else chosen
 
 
 def shown_classes(
-    probabilities: torch.Tensor, assigned: torch.Tensor, top_k: TopK, multi_label: bool
+    probabilities: torch.Tensor | np.ndarray, assigned: torch.Tensor | None, top_k: TopK
 ) -> tuple[list[list[int]], list[list[int]]]:
-    """(per input, the classes it is given, most probable first; the classes a result lists
-    for ``top_k``: "auto" the given ones of a multi-label model, else the top one, k, or
-    None every class)."""
+    """(per input, the classes it is given, most probable first: its top one, or those of
+    ``assigned`` (a multi-label model's :func:`assigned_labels`); the classes a result lists
+    for ``top_k``: "auto" the given ones, else k, or None every class). Ties go to the
+    first class."""
     check_top_k(top_k)
-    ranked = probabilities.argsort(dim=1, descending=True, stable=True)
-    keep = assigned.gather(1, ranked)
-    given = [row[mask].tolist() for row, mask in zip(ranked, keep, strict=True)]
-    if top_k == "auto" and multi_label:
+    p = np.asarray(probabilities)
+    ranked = np.argsort(-p, axis=1, kind="stable")
+    if assigned is None:
+        given = ranked[:, :1].tolist()
+    else:
+        keep = np.asarray(assigned)[np.arange(len(p))[:, None], ranked]
+        flat, given, at = ranked[keep].tolist(), [], 0
+        for count in keep.sum(1).tolist():
+            given.append(flat[at : at + count])
+            at += count
+    if top_k == "auto":
         return given, given
-    classes = probabilities.shape[1]
+    classes = p.shape[1]
     k = classes if top_k is None else 1 if top_k == "auto" else min(top_k, classes)
-    return given, probabilities.topk(k, dim=-1).indices.tolist()
+    return given, ranked[:, :k].tolist()
 
 
 @runtime_checkable

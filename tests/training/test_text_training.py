@@ -7,8 +7,8 @@ from safetensors.torch import load_file
 import textcnn
 from tests.conftest import tiny_config, tiny_texts, write_tsv
 from textcnn.artifacts import load_tensors
+from textcnn.training.labels import class_weights
 from textcnn.training.pipeline import fit_and_save
-from textcnn.training.text import class_weights
 
 
 def test_a_tiny_corpus_is_learned_completely(tiny_corpus, tmp_path):

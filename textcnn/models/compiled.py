@@ -27,12 +27,12 @@ PARALLEL_FROM = 64  # texts in a batch from which the threads share it
 @njit(cache=True, inline="always")
 def _one_text(
     ids, start, end, table, bases, widths, vocab_size, wide, bias, weight, head_bias,
-    ngram_table, prior, ngram_weight, buckets, temperature, sigmoid, out, positions, row,
+    ngram_table, prior, ngram_weight, buckets, temperature, sigmoid, out, positions, text,
     features, grams, value,
 ):  # fmt: skip
     length = end - start
-    filters = table.shape[1]
-    outside = vocab_size  # the zero row of every block
+    filters = len(bias) // len(widths)
+    outside = vocab_size  # the zero row
     done = 0
     for w in range(len(widths)):
         k = widths[w]
@@ -40,18 +40,26 @@ def _one_text(
         windows = length + k - 1 if wide else max(length - k + 1, 1)
         best = features[done : done + filters]
         best[:] = -np.inf
+        track = positions.shape[0] > 0
         for p in range(windows):
-            value[:] = 0.0
+            for f in range(filters):
+                value[f] = 0.0
             for j in range(k):
                 position = p - (k - 1) + j if wide else p + j
                 inside = 0 <= position < length
                 token = ids[start + position] if inside else (outside if wide else 0)
-                value += table[base + j * (vocab_size + 1) + token]
-            for f in range(filters):
-                if value[f] > best[f]:
-                    best[f] = value[f]
-                    if positions.shape[0] > 0:
-                        positions[row, done + f] = p
+                at = (base + j) * filters  # a token's rows lie together: one fetch
+                line = table[token, at : at + filters]
+                for f in range(filters):  # contiguous: vectorised
+                    value[f] += line[f]
+            if track:
+                for f in range(filters):
+                    if value[f] > best[f]:
+                        best[f] = value[f]
+                        positions[text, done + f] = p
+            else:
+                for f in range(filters):
+                    best[f] = max(best[f], value[f])
         done += filters
     classes = weight.shape[0]
     for f in range(done):
@@ -82,15 +90,15 @@ def _one_text(
     logits /= temperature
     if sigmoid:
         for c in range(classes):
-            out[row, c] = 1.0 / (1.0 + np.exp(-logits[c]))
+            out[text, c] = 1.0 / (1.0 + np.exp(-logits[c]))
     else:
         top = logits.max()
         total = 0.0
         for c in range(classes):
-            out[row, c] = np.exp(logits[c] - top)
-            total += out[row, c]
+            out[text, c] = np.exp(logits[c] - top)
+            total += out[text, c]
         for c in range(classes):
-            out[row, c] /= total
+            out[text, c] /= total
 
 
 def _batch(parallel: bool):
@@ -107,7 +115,7 @@ def _batch(parallel: bool):
             longest = max(longest, offsets[t + 1] - offsets[t])
         for t in loop(len(offsets) - 1):
             grams = np.empty(2 * longest + 1, dtype=np.int64)
-            value = np.empty(table.shape[1], dtype=np.float32)
+            value = np.empty(len(bias) // len(widths), dtype=np.float32)
             _one_text(
                 ids, offsets[t], offsets[t + 1], table, bases, widths, vocab_size, wide,
                 bias, weight, head_bias, ngram_table, prior, ngram_weight, buckets,
@@ -128,11 +136,17 @@ class CompiledTextCNN:
     def __init__(self, model: TextCNN, sigmoid: bool) -> None:
         folded = FoldedTextCNN(model)
         cfg = model.config
-        model_tables = [t.detach().float().numpy() for t in folded.tables]
+        rows = cfg.vocab_size + 1  # each width's table: k blocks (one per offset) of rows,
+        blocks = [  # then a -inf row the compiled pass does not need
+            t[:-1].detach().float().numpy().reshape(k, rows, -1).transpose(1, 0, 2)
+            for t, k in zip(folded.tables, cfg.kernel_sizes, strict=True)
+        ]
         self.widths = np.array(cfg.kernel_sizes, dtype=np.int64)
-        self.bases = np.zeros(len(model_tables), dtype=np.int64)
-        self.bases[1:] = np.cumsum([len(t) for t in model_tables])[:-1]
-        self.table = np.ascontiguousarray(np.concatenate(model_tables))
+        self.bases = np.zeros(len(blocks), dtype=np.int64)  # a width's first offset
+        self.bases[1:] = np.cumsum(cfg.kernel_sizes)[:-1]
+        # token-major: every row a token takes part in (each width and offset) side by side,
+        # so a window's rows come from few places in memory rather than one per offset
+        self.table = np.ascontiguousarray(np.concatenate(blocks, axis=1).reshape(rows, -1))
         self.vocab_size, self.wide = cfg.vocab_size, cfg.wide
         self.bias = folded.bias.detach().float().numpy()
         self.weight = np.ascontiguousarray(folded.classifier.weight.detach().float().numpy())

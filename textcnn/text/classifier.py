@@ -176,7 +176,6 @@ class TextClassifier:
             encodings = encode_batch(self.tokenizer, texts)
             return Encoded.of([e.ids for e in encodings], [bool(e.overflowing) for e in encodings])
 
-    @torch.inference_mode()
     def predict_proba(
         self, texts: Sequence[str] | Encoded, batch_size: int = 1024, calibrated: bool = True
     ) -> torch.Tensor:
@@ -186,9 +185,13 @@ class TextClassifier:
         cut from the texts sorted by length, so little work goes into padding."""
         encoded = texts if isinstance(texts, Encoded) else self.encode(texts)
         temperature = self.card.temperature if calibrated and self.card is not None else 1.0
-        if self.compiled is not None:
+        if self.compiled is not None:  # no torch: no inference mode to enter for one text
             return torch.from_numpy(self.compiled(encoded.flat, encoded.offsets, temperature)[0])
-        ids = encoded.ids
+        return self._torch_proba(encoded.ids, batch_size, temperature)
+
+    @torch.inference_mode()
+    def _torch_proba(self, ids: list[list[int]], batch_size: int, temperature: float):
+        """:meth:`predict_proba` through PyTorch: the folded tables or the convolutions."""
         out = torch.empty(len(ids), len(self.labels))
         if self.network is self.model:  # the convolutions: one text at a time (see above)
             batch_size = 1
@@ -216,7 +219,6 @@ class TextClassifier:
         every label."""
         return [r.predictions for r in self.classify(texts, top_k, batch_size=batch_size)]
 
-    @torch.inference_mode()
     def classify(
         self,
         texts: Sequence[str],
@@ -231,23 +233,23 @@ class TextClassifier:
         model abstains: the result has no label, and its scores still."""
         check_top_k(top_k)
         encoded = self.encode(texts)
-        probs = self.predict_proba(encoded, batch_size)
-        given, shown = shown_classes(probs, self.assigned(probs), top_k, self.multi_label)
+        probs = self.predict_proba(encoded, batch_size).numpy()
+        given, shown = shown_classes(probs, self._assigned_if_several(probs), top_k)
         why = None
         if explain:
             why = self._evidence([clean_text(t) for t in texts], given, batch_size, evidence_spans)
         labels, results = self.labels, []
         with collection_paused():
-            for n, (classes, gave) in enumerate(zip(shown, given, strict=True)):
-                row = probs[n]
-                scores = row[classes].tolist()
+            rows, truncated = probs.tolist(), encoded.truncated.tolist()  # lists: per text
+            for n, (classes, gave) in enumerate(zip(shown, given, strict=True)):  # costs less
+                row = rows[n]
                 results.append(
                     Result(
-                        [Prediction(labels[c], p) for c, p in zip(classes, scores, strict=True)],
-                        bool(encoded.truncated[n]),
+                        [Prediction(labels[c], row[c]) for c in classes],
+                        truncated[n],
                         None if why is None else why[n].get(gave[0], []) if gave else [],
                         tuple(labels[c] for c in gave),
-                        min_score is not None and float(row.max()) < min_score,
+                        min_score is not None and max(row) < min_score,
                         None
                         if why is None or not self.multi_label
                         else {labels[c]: why[n][c] for c in gave},
@@ -257,8 +259,13 @@ class TextClassifier:
 
     def given(self, probabilities: torch.Tensor) -> list[list[int]]:
         """Per text, the classes :meth:`assigned` gives it, most probable first."""
-        return shown_classes(probabilities, self.assigned(probabilities), 1, False)[0]
+        return shown_classes(probabilities, self._assigned_if_several(probabilities), 1)[0]
 
+    def _assigned_if_several(self, probabilities):
+        """:meth:`assigned` for a multi-label model; None (the top class) for the others."""
+        return self.assigned(probabilities) if self.multi_label else None
+
+    @torch.inference_mode()
     def _evidence(
         self, texts: list[str], classes: list[list[int]], batch_size: int, spans: int
     ) -> list[dict[int, list[Evidence]]]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from itertools import accumulate
 
 import numpy as np
 from numba import njit
@@ -342,9 +343,7 @@ class CompiledEncoder:
         budget = self.max_length * CHARS_PER_TOKEN  # past it a text is truncated anyway
         fast = [t.isascii() for t in texts]
         cut = [t[:budget] if ok else "" for t, ok in zip(texts, fast, strict=True)]
-        lengths = np.fromiter(map(len, cut), dtype=np.int64, count=len(cut))
-        offsets = np.zeros(len(cut) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
+        offsets = np.array([0, *accumulate(map(len, cut))], dtype=np.int64)
         buf = np.frombuffer("".join(cut).encode("ascii"), dtype=np.uint8)
         a, b = self.tables
         ids, spans, truncated = encode_ascii(

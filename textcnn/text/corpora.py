@@ -18,18 +18,14 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
+from .row_labels import BadRow, Label, labels_of
 from .tokenizer import clean_text
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("csv", "tsv", "jsonl", "fasttext", "folder", "lines")
 FASTTEXT_PREFIX = "__label__"
-MAX_LABEL_CHARS = 200  # a longer "label" is a text in the wrong column, or no label at all
-MAX_ROW_LABELS = 1000  # labels one row may have
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-
-
-Label = str | tuple[str, ...]  # one label, or the labels of a multi-label row
 
 
 @dataclass(frozen=True)
@@ -84,14 +80,6 @@ class Corpus:
         return sorted(set(self.labels))
 
 
-class BadRow(ValueError):
-    """A row that cannot be used; ``reason`` is the short key counted when skipping."""
-
-    def __init__(self, where: str, reason: str, message: str) -> None:
-        super().__init__(f"{where}: {message}")
-        self.reason = reason
-
-
 @dataclass
 class ReaderOptions:
     text_field: str = "text"  # column (CSV/TSV) or key (JSONL) holding the text
@@ -126,61 +114,6 @@ def detect_format(path: Path) -> str:
     return by_suffix[suffix]
 
 
-def _labels(where: str, value, options: ReaderOptions) -> Label | BadRow:
-    """The label of a row, or (multi-label, or to be detected) the tuple of its labels: a
-    list, or a text split at the separator. No labels, or too many, is a bad row."""
-    if options.multi_label is False:
-        if isinstance(value, list):
-            return BadRow(where, "several labels", "several labels; pass --multi-label")
-        return _label(where, value)
-    items = value if isinstance(value, list) else [value]
-    if isinstance(value, str):
-        items = value.split(options.label_separator) if options.label_separator else [value]
-    labels = []
-    for item in items:
-        if isinstance(item, str) and not item.strip() and len(items) > 1:
-            continue  # "a,,b" or a trailing separator
-        label = _label(where, item)
-        if isinstance(label, BadRow):
-            return label
-        if options.label_separator and options.label_separator in label:
-            return BadRow(
-                where,
-                "separator in a label",
-                f"the label {label[:40]!r} holds the label separator "
-                f"{options.label_separator!r}; choose another with --label-separator",
-            )
-        if label not in labels:
-            labels.append(label)
-    if not labels:
-        return BadRow(where, "missing label", "an empty list of labels; a row needs at least one")
-    if len(labels) > MAX_ROW_LABELS:
-        return BadRow(where, "too many labels", f"{len(labels)} labels (at most {MAX_ROW_LABELS})")
-    return tuple(labels)
-
-
-def _label(where: str, value) -> str | BadRow:
-    """A label as text: a string (stripped), or a number (2 and 2.0 are the label "2");
-    anything else, or a label over :data:`MAX_LABEL_CHARS` characters, is a bad row."""
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        return BadRow(
-            where, "bad label", f"a label must be text or a number, not {type(value).__name__}"
-        )
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    label = str(value).strip()
-    if not label:
-        return BadRow(where, "missing label", "missing label; fix the row or pass --skip-bad-rows")
-    if len(label) > MAX_LABEL_CHARS:
-        return BadRow(
-            where,
-            "label too long",
-            f"a label of {len(label):,} characters (at most {MAX_LABEL_CHARS}): is the label "
-            "column the text? name the columns with --text-field and --label-field",
-        )
-    return clean_text(label)
-
-
 def _check(
     where: str, line: int, text, label, options: ReaderOptions, id_=None
 ) -> Example | BadRow:
@@ -191,7 +124,7 @@ def _check(
     elif label is None:
         return BadRow(where, "missing label", "missing label; fix the row or pass --skip-bad-rows")
     else:
-        label = _labels(where, label, options)
+        label = labels_of(where, label, options.multi_label, options.label_separator)
         if isinstance(label, BadRow):
             return label
     # JSONL may escape a lone surrogate; it could not be written back out as UTF-8

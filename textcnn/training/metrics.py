@@ -12,6 +12,19 @@ MAX_MATRIX_CLASSES = 200  # a confusion matrix is kept up to this many classes (
 MAX_PICTURED_CLASSES = 50  # and drawn up to this many
 
 
+def _per_class(labels, precision, recall, f1, actual) -> dict:
+    """Per label: precision, recall, F1 and support."""
+    return {
+        label: {
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(actual[i]),
+        }
+        for i, label in enumerate(labels)
+    }
+
+
 def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
     """Rows are true classes, columns predicted classes."""
     matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
@@ -36,15 +49,7 @@ def classification_report(y_true, y_pred, labels: list[str]) -> dict:
         "examples": total,
         "accuracy": float(true_positives.sum() / total) if total else 0.0,
         "macro_f1": float(f1.mean()),
-        "per_class": {
-            label: {
-                "precision": float(precision[i]),
-                "recall": float(recall[i]),
-                "f1": float(f1[i]),
-                "support": int(actual[i]),
-            }
-            for i, label in enumerate(labels)
-        },
+        "per_class": _per_class(labels, precision, recall, f1, actual),
         "labels": list(labels),
     }
     if k <= MAX_MATRIX_CLASSES:
@@ -106,15 +111,7 @@ def multilabel_report(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str])
         "macro_recall": float(recall.mean()),
         "subset_accuracy": float((y_true == y_pred).all(1).mean()) if len(y_true) else 0.0,
         "hamming_loss": float((y_true != y_pred).mean()) if y_true.size else 0.0,
-        "per_class": {
-            label: {
-                "precision": float(precision[i]),
-                "recall": float(recall[i]),
-                "f1": float(f1[i]),
-                "support": int(actual[i]),
-            }
-            for i, label in enumerate(labels)
-        },
+        "per_class": _per_class(labels, precision, recall, f1, actual),
         "labels": list(labels),
     }
 

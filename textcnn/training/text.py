@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,10 +28,18 @@ from ..text.tokenizer import (
     train_tokenizer,
 )
 from ..text.vectors import embedding_matrix, load_vectors, train_vectors
-from .calibration import fit_scales, pick_thresholds
-from .config import DecisionConfig, TextTrainConfig, run_settings
+from .config import TextTrainConfig, run_settings
+from .decisions import fit_decisions
 from .distill import DISTILLED_FILE, distilled_set, load_distilled, save_distilled
 from .distributed import local_device
+from .labels import (
+    MultiHot,
+    check_labels,
+    class_weights,
+    label_counts,
+    positive_weights,
+    targets_of,
+)
 from .objectives import Distillation, MultiLabel, SingleLabel
 from .optim import pick_device
 from .task import Fitted, Run, Splits
@@ -73,69 +80,6 @@ def reader_options(config: TextTrainConfig, like: Corpus | None = None) -> Reade
     return ReaderOptions(
         d.text_field, d.label_field, d.skip_bad_rows, d.format, None, multi_label, d.label_separator
     )
-
-
-MAX_LABELS = 10_000  # labels one model may have
-RARE = 5  # a label seen fewer times in training is said to be rare in the log
-
-
-def check_labels(train: Corpus, config: TextTrainConfig) -> list[str]:
-    """The labels of a training corpus, checked: at least two (single-label) or one
-    (multi-label), at most :data:`MAX_LABELS`; rare ones are named in the log. No teacher
-    for a multi-label corpus."""
-    labels = train.label_names()
-    if len(labels) > MAX_LABELS:
-        raise ValueError(
-            f"{train.source}: {len(labels):,} distinct labels; a model takes at most "
-            f"{MAX_LABELS:,} (is the label column right? --label-field)"
-        )
-    if len(labels) < (1 if train.multi_label else 2):
-        raise ValueError(f"{train.source}: the training data has only one label ({labels[0]!r})")
-    if train.multi_label and config.distill.teacher:
-        raise ValueError("a teacher distils single-label corpora only; drop --teacher")
-    counts = label_counts(train)
-    rare = sorted(label for label in labels if counts[label] < RARE)
-    if rare:
-        log.warning(
-            "%d labels are seen fewer than %d times in training (%s): expect little of them",
-            len(rare),
-            RARE,
-            ", ".join(rare[:10]) + (", ..." if len(rare) > 10 else ""),
-        )
-    return labels
-
-
-def label_counts(corpus: Corpus) -> Counter:
-    """Texts per label (a multi-label text counts for each of its labels)."""
-    if corpus.multi_label:
-        return Counter(label for row in corpus.labels for label in row)
-    return Counter(corpus.labels)
-
-
-def targets_of(
-    classifier: TextClassifier, corpus: Corpus, multi_label: bool, split: str = ""
-) -> torch.Tensor | MultiHot:
-    """Class indices, or (multi-label) the rows' label indices; a label the model was not
-    trained on is a ``ValueError``."""
-    if not multi_label:
-        return classifier.label_ids(corpus.labels, corpus.source + split)
-    flat = [label for row in corpus.labels for label in row]
-    ids = iter(classifier.label_ids(flat, corpus.source + split).tolist())  # unknown: refused
-    rows = [tuple(next(ids) for _ in row) for row in corpus.labels]
-    return MultiHot(rows, len(classifier.labels))
-
-
-def positive_weights(targets: MultiHot) -> torch.Tensor:
-    """Per label, negatives / positives (1 to 100): every label's positives weigh as much
-    as its negatives in the loss (class_weights = "balanced")."""
-    positives = targets.counts().float().clamp(min=1)
-    return ((len(targets) - positives) / positives).clamp(1.0, 100.0)
-
-
-def class_weights(targets: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """n / (k * count): every class carries the same total weight."""
-    counts = torch.bincount(targets, minlength=num_classes).float().clamp(min=1)
-    return len(targets) / (num_classes * counts)
 
 
 def unlabeled_texts(config: TextTrainConfig) -> list[str]:
@@ -208,11 +152,6 @@ def _embeddings(config: TextTrainConfig, tokenizer: Tokenizer, texts: list[str])
     return embedding_matrix(tokenizer.get_vocab(), vectors, {PAD_ID, UNK_ID}, config.training.seed)
 
 
-def _chunks(ids: list[list[int]], targets: torch.Tensor, size: int = 512):
-    for start in range(0, len(ids), size):
-        yield pad_batch(ids[start : start + size]), targets[start : start + size]
-
-
 def ngram_buckets(wanted: int, vocab_size: int, classes: int, limit_mb: float) -> int:
     """The bigram rows the n-gram channel can have: its table takes (vocabulary + rows) x
     classes floats, twice while it is counted; halved until that fits in ``limit_mb``
@@ -246,105 +185,6 @@ def ngram_buckets(wanted: int, vocab_size: int, classes: int, limit_mb: float) -
         limit_mb,
     )
     return buckets
-
-
-class MultiHot:
-    """Several labels per text, kept as class indices and made 0/1 rows only for the rows
-    asked for, so that many labels cost no N x labels matrix."""
-
-    def __init__(self, classes: list[tuple[int, ...]], width: int) -> None:
-        self.classes, self.width = classes, width
-
-    def __len__(self) -> int:
-        return len(self.classes)
-
-    def __getitem__(self, rows) -> torch.Tensor:
-        rows = range(len(self))[rows] if isinstance(rows, slice) else rows
-        out = torch.zeros(len(rows), self.width)
-        for n, row in enumerate(rows):
-            out[n, list(self.classes[row])] = 1.0
-        return out
-
-    def dense(self) -> torch.Tensor:
-        return self[slice(None)]
-
-    def counts(self) -> torch.Tensor:
-        """Texts per class."""
-        flat = [c for row in self.classes for c in row]
-        return torch.bincount(torch.tensor(flat, dtype=torch.long), minlength=self.width)
-
-
-@torch.no_grad()
-def fit_decisions(
-    model: TextCNN,
-    train: tuple[list[list[int]], torch.Tensor | MultiHot],
-    dev: TextBatches,
-    multi_label: bool,
-    decision: DecisionConfig,
-) -> tuple[float, float, list[float] | None]:
-    """(the n-gram channel's weight, the temperature, the thresholds) from the dev split:
-    the channel is counted on the training texts and weighed against the CNN by stacking
-    (:func:`.calibration.fit_scales`: the ratio of the scales of lowest dev log-loss), then
-    a temperature is fitted to the mix, and a multi-label model's thresholds are picked on
-    the calibrated dev scores."""
-    model.eval()
-    channel = model.naive_bayes
-    if channel is not None:
-        channel.fit(_chunks(*train))
-    cnn, ngrams = [], []
-    for ids, _ in _chunks(dev.ids, dev.targets):
-        cnn.append(model.forward_head(model.forward_features(ids)))
-        if channel is not None:
-            ngrams.append(channel(ids))
-    cnn = torch.cat(cnn)
-    ngrams = torch.cat(ngrams) if channel is not None else None
-    targets = dev.targets.dense() if multi_label else dev.targets
-    weight = 0.0
-    if ngrams is not None:
-        a, b = fit_scales(cnn, ngrams, targets, multi_label)
-        weight = b / a
-        # Multi-label: the weight of lowest log-loss can cost F1 (the channel's log-ratios
-        # summed over a text's n-grams are sure of themselves): kept only if dev macro-F1
-        # gains. On GoEmotions its weight of 0.167 cost 7 points of test macro-F1 (37.0
-        # against 44.1 without it; a CNN trained with class_weights = balanced).
-        if multi_label and _macro_f1(cnn + weight * ngrams, targets, decision) <= _macro_f1(
-            cnn, targets, decision
-        ):
-            log.info("n-gram channel off: it does not raise dev macro-F1 (weight %.3g)", weight)
-            weight = 0.0
-    logits = cnn if ngrams is None else cnn + weight * ngrams
-    temperature = 1.0
-    if decision.calibrate:
-        temperature = 1 / fit_scales(logits, None, targets, multi_label)[0]
-    thresholds = None
-    if multi_label:
-        probabilities = torch.sigmoid(logits / temperature)
-        thresholds, _ = pick_thresholds(probabilities, targets, decision.min_support)
-    log.info(
-        "from dev: n-gram weight %.3g, temperature %.3g; dev %s %.4f",
-        weight,
-        temperature,
-        "micro-F1 at the thresholds" if multi_label else "accuracy",
-        _dev_score(logits, targets, thresholds, temperature),
-    )
-    return weight, temperature, thresholds
-
-
-def _macro_f1(logits: torch.Tensor, targets: torch.Tensor, decision: DecisionConfig) -> float:
-    """Dev macro-F1 of multi-label logits at the thresholds picked on dev for them."""
-    probabilities = torch.sigmoid(logits)
-    thresholds, _ = pick_thresholds(probabilities, targets, decision.min_support)
-    chosen = probabilities >= torch.tensor(thresholds)
-    true_pos = (chosen & targets.bool()).sum(0).float()
-    return float((2 * true_pos / (chosen.sum(0) + targets.sum(0)).clamp(min=1)).mean())
-
-
-def _dev_score(logits, targets, thresholds, temperature) -> float:
-    if thresholds is None:
-        return (logits.argmax(1) == targets).float().mean().item()
-    chosen = torch.sigmoid(logits / temperature) >= torch.tensor(thresholds)
-    true_pos = (chosen & targets.bool()).sum().item()
-    return 2 * true_pos / max(1, chosen.sum().item() + targets.sum().item())
 
 
 def _tokenizer_for_vectors(config: TextTrainConfig) -> TextTrainConfig:
@@ -471,7 +311,7 @@ class TextTask:
         model.load_state_dict(result.best_state)  # decisions fitted for the best weights
         gold = (encode(tokenizer, train.texts), train_targets)
         weight, temperature, thresholds = fit_decisions(
-            model, gold, dev_batches, multi_label, config.decision
+            model, gold, (dev_batches.ids, dev_targets), multi_label, config.decision
         )
         model.config = model_config = replace(model_config, ngram_weight=weight)
         if model.naive_bayes is not None:  # counted once, for the best and the last weights
