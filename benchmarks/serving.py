@@ -109,16 +109,21 @@ def score_million(model: Path, texts: list[str], tmp: Path) -> dict:
     return {"rows": SCORE_LINES, "rows_per_s": SCORE_LINES / seconds, "peak_rss_mb": peak_mb}
 
 
+def mr_sentences_for_wrk() -> list[str]:
+    """MR's sentences; without MR or wrk, exit saying which is missing."""
+    if not (DATA / "mr" / "all.tsv").is_file():
+        sys.exit(f"skipped: no MR data at {DATA}; set TEXTCNN_DATA_DIR")
+    if shutil.which("wrk") is None:
+        sys.exit("skipped: wrk is not installed (apt-get install wrk)")
+    return read_corpus(DATA / "mr" / "all.tsv").texts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path)
     parser.add_argument("--seconds", type=int, default=10)
     args = parser.parse_args()
-    if not (DATA / "mr" / "all.tsv").is_file():
-        sys.exit(f"skipped: no MR data at {DATA}; set TEXTCNN_DATA_DIR")
-    if shutil.which("wrk") is None:
-        sys.exit("skipped: wrk is not installed (apt-get install wrk)")
-    texts = read_corpus(DATA / "mr" / "all.tsv").texts
+    texts = mr_sentences_for_wrk()
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
         model = args.model

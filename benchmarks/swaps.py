@@ -24,16 +24,14 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 import httpx
-from serving import DATA, start_server
+from serving import DATA, mr_sentences_for_wrk, start_server
 
-from textcnn.text.corpora import read_corpus
 from textcnn.training.config import load_config
 from textcnn.training.pipeline import fit_and_save
 
@@ -136,11 +134,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--swaps", type=int, default=10)
     args = parser.parse_args()
-    if not (DATA / "mr" / "all.tsv").is_file():
-        sys.exit(f"skipped: no MR data at {DATA}; set TEXTCNN_DATA_DIR")
-    if shutil.which("wrk") is None:
-        sys.exit("skipped: wrk is not installed (apt-get install wrk)")
-    texts = read_corpus(DATA / "mr" / "all.tsv").texts
+    texts = mr_sentences_for_wrk()
     report = {}
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)

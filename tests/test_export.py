@@ -1,6 +1,7 @@
 """ONNX export: the file ONNX Runtime runs answers as the model directory does."""
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -119,3 +120,18 @@ def test_bad_exports_are_messages_and_write_nothing(models, tmp_path):
     )
     assert other.exit_code == 1 and "a folder of its own" in other.output
     assert OnnxClassifier(tmp_path / "one" / "a.onnx").labels == ["negative", "positive"]
+
+
+def test_a_pipe_or_a_damaged_description_beside_the_file_is_a_message(models, tmp_path):
+    out = tmp_path / "m.onnx"
+    export_onnx(models["single"], out)
+    card = tmp_path / "onnx.json"
+    description = json.loads(card.read_text())
+    description["card"]["model"]["embed_dim"] = "wide"
+    card.write_text(json.dumps(description))
+    with pytest.raises(ValueError, match="onnx.json: damaged"):
+        OnnxClassifier(out)
+    card.unlink()
+    os.mkfifo(card)  # read, it would wait for ever
+    with pytest.raises(ValueError, match="not a regular file"):
+        OnnxClassifier(out)

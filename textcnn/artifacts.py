@@ -33,8 +33,14 @@ METRICS_FILE = "metrics.json"  # the evaluation reports
 CONFUSION_FILE = "confusion.png"  # the confusion matrix picture
 LABEL_F1_FILE = "label_f1.png"  # a multi-label model's per-label F1, in its place
 RELIABILITY_FILE = "reliability.png"  # the reliability diagram (calibration)
+ONNX_CARD = "onnx.json"  # beside an exported ONNX file: what it takes and gives
 # The largest file of each kind a loader reads (a card or tokenizer past these is not one).
-MAX_BYTES = {CONFIG_FILE: 16 << 20, TOKENIZER_FILE: 256 << 20, METRICS_FILE: 64 << 20}
+MAX_BYTES = {
+    CONFIG_FILE: 16 << 20,
+    TOKENIZER_FILE: 256 << 20,
+    METRICS_FILE: 64 << 20,
+    ONNX_CARD: 16 << 20,
+}
 
 
 @contextlib.contextmanager

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .artifacts import TOKENIZER_FILE, atomic_file, model_file, read_json, write_json
+from .artifacts import ONNX_CARD, TOKENIZER_FILE, atomic_file, model_file, read_json, write_json
 from .card import Card, TextCard, load_card
 from .loading import load
 from .models.textcnn import TextCNN
@@ -36,7 +36,6 @@ from .predictor import Prediction, TopK, assigned_labels, shown_classes
 from .typed import FieldError
 from .version import __version__
 
-ONNX_CARD = "onnx.json"
 FORMAT = "textcnn-onnx/1"
 OPSET = 18
 
@@ -142,7 +141,7 @@ def export_onnx(model_dir: str | Path, out: str | Path, int8: bool = False) -> d
     out.parent.mkdir(parents=True, exist_ok=True)
     sidecar = out.parent / ONNX_CARD
     if sidecar.exists():
-        previous = read_json(sidecar).get("file")
+        previous = read_json(model_file(out.parent, ONNX_CARD)).get("file")
         if previous != out.name:
             raise ValueError(
                 f"{sidecar} describes {previous!r}: export {out.name} into a folder of its own"
@@ -231,7 +230,7 @@ class OnnxClassifier:
         from .text.tokenizer import load_tokenizer
 
         path = Path(path)
-        description = read_json(path.parent / ONNX_CARD)
+        description = read_json(model_file(path.parent, ONNX_CARD))  # a plain, small file
         if description.get("format") != FORMAT or description.get("file") != path.name:
             raise ValueError(f"{path.parent / ONNX_CARD}: not the description of {path.name}")
         if description.get("task") != "text":

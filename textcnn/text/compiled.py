@@ -126,6 +126,11 @@ def _normalise(buf, start, end, lowercase, kind, scratch):
     return n
 
 
+@njit(cache=True, inline="always")
+def _is_space(c):
+    return c == 32 or 9 <= c <= 13
+
+
 @njit(cache=True)
 def _word_tokens(text, n, spans):
     """Token spans of the word tokenizer's pattern in ``text[:n]`` into ``spans``; count."""
@@ -133,7 +138,7 @@ def _word_tokens(text, n, spans):
     i = 0
     while i < n and count < len(spans):
         c = text[i]
-        if c == 32 or 9 <= c <= 13:
+        if _is_space(c):
             i += 1
             continue
         if _is_word(c):
@@ -176,7 +181,7 @@ def _bert_words(text, n, spans):
     i = 0
     while i < n and count < len(spans):
         c = text[i]
-        if c == 32 or 9 <= c <= 13:
+        if _is_space(c):
             i += 1
             continue
         if _is_bert_punctuation(c):
@@ -184,11 +189,7 @@ def _bert_words(text, n, spans):
             i += 1
         else:
             j = i
-            while (
-                j < n
-                and not (text[j] == 32 or 9 <= text[j] <= 13)
-                and not _is_bert_punctuation(text[j])
-            ):
+            while j < n and not _is_space(text[j]) and not _is_bert_punctuation(text[j]):
                 j += 1
             spans[count, 0], spans[count, 1] = i, j
             i = j
