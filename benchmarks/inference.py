@@ -18,6 +18,7 @@ alike. Reads ``$TEXTCNN_DATA_DIR`` (default ``../shared/datasets``); writes
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import resource
@@ -57,18 +58,38 @@ def latency_ms(function, texts: list[str], calls: int = 1000) -> float:
     return 1000 * statistics.median(times)
 
 
-def score_lines(model_dir: Path, fast_text, texts: list[str], lines: int, tmp: Path) -> dict:
-    """``textcnn score`` on ``lines`` lines (a process of its own: its peak memory), and
-    fastText reading the same file, predicting in chunks and writing JSON lines."""
-    source = tmp / "lines.txt"
-    with source.open("w") as handle:
-        for i in range(lines):
-            handle.write(texts[i % len(texts)] + "\n")
+def score_peak(model_dir: Path, source: Path, out: Path) -> tuple[float, float]:
+    """(seconds, peak resident MB) of ``textcnn score`` in a process of its own. The peak is
+    the child's VmHWM, read while it runs (``ru_maxrss`` would report this process's size:
+    a forked child starts with its parent's)."""
     started = time.perf_counter()
     command = [sys.executable, "-m", "textcnn.cli", "score", str(model_dir), str(source)]
-    subprocess.run([*command, "-o", str(tmp / "scores.jsonl")], check=True, capture_output=True)
-    ours = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    peak = 0.0
+    with (out.parent / "score.log").open("w") as log:
+        child = subprocess.Popen([*command, "-o", str(out)], stderr=log)
+        while child.poll() is None:
+            with contextlib.suppress(OSError):  # the child may end between poll and read
+                status = Path(f"/proc/{child.pid}/status").read_text()
+                if "VmHWM:" in status:  # not once it has exited
+                    peak = max(peak, int(status.split("VmHWM:")[1].split()[0]) / 1024)
+            time.sleep(0.05)
+    seconds = time.perf_counter() - started
+    if child.returncode != 0:
+        sys.exit(f"textcnn score failed: {(out.parent / 'score.log').read_text()[-2000:]}")
+    return seconds, peak
+
+
+def score_lines(model_dir: Path, fast_text, texts: list[str], lines: int, tmp: Path) -> dict:
+    """``textcnn score`` on ``lines`` lines, and on a tenth of them (flat memory: the same
+    peak), and fastText reading the same file, predicting in chunks and writing JSON lines."""
+    source, tenth = tmp / "lines.txt", tmp / "tenth.txt"
+    with source.open("w") as handle, tenth.open("w") as short:
+        for i in range(lines):
+            handle.write(texts[i % len(texts)] + "\n")
+            if i < lines // 10:
+                short.write(texts[i % len(texts)] + "\n")
+    _, peak_tenth = score_peak(model_dir, tenth, tmp / "tenth.jsonl")
+    ours, peak = score_peak(model_dir, source, tmp / "scores.jsonl")
     started = time.perf_counter()
     with source.open() as rows, (tmp / "fasttext.jsonl").open("w") as out:
         while chunk := [line.rstrip("\n") for line in itertools.islice(rows, 65536)]:
@@ -78,7 +99,12 @@ def score_lines(model_dir: Path, fast_text, texts: list[str], lines: int, tmp: P
     theirs = time.perf_counter() - started
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
-        "textcnn score": {"lines": lines, "rows_per_s": lines / ours, "peak_rss_mb": peak},
+        "textcnn score": {
+            "lines": lines,
+            "rows_per_s": lines / ours,
+            "peak_rss_mb": peak,
+            f"peak_rss_mb_{lines // 10}_lines": peak_tenth,
+        },
         "fastText predict": {"lines": lines, "rows_per_s": lines / theirs, "peak_rss_mb": before},
     }
 

@@ -198,3 +198,23 @@ def test_csv_shards_and_a_killed_shard(model_dir, tmp_path):
     )
     assert runner.invoke(app, ["merge", str(tmp_path / "m.csv"), *map(str, parts)]).exit_code == 0
     assert (tmp_path / "m.csv").read_bytes() == whole.read_bytes()
+
+
+def test_a_bad_row_keeps_the_rows_scored_before_it(model_dir, tmp_path):
+    """Scoring runs a chunk ahead of writing: a row that cannot be read stops the run, and
+    every chunk read before it is still written, so a resume needs only what follows."""
+    source = tmp_path / "rows.jsonl"
+    rows = [json.dumps({"id": f"r{i}", "text": f"good film {i}"}) for i in range(25)]
+    rows[22] = '{"id": "r22", "text": '  # torn JSON in the third chunk of ten
+    source.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "scores.jsonl"
+    classifier = textcnn.load(model_dir)
+    with pytest.raises(ValueError, match=r"rows.jsonl:23"):
+        score_file(classifier, str(source), str(out), id_field="id", chunk_size=10, progress=False)
+    assert ids_of(out) == [f"r{i}" for i in range(20)]
+    rows[22] = json.dumps({"id": "r22", "text": "mended"})
+    source.write_text("\n".join(rows) + "\n")
+    score_file(
+        classifier, str(source), str(out), id_field="id", chunk_size=10, resume=True, progress=False
+    )
+    assert ids_of(out) == [f"r{i}" for i in range(25)]

@@ -85,6 +85,9 @@ def shown_classes(
     first class."""
     check_top_k(top_k)
     p = np.asarray(probabilities)
+    if assigned is None and top_k == "auto":  # the top class: no sort (argmax: first of ties)
+        given = p.argmax(1)[:, None].tolist()
+        return given, given
     ranked = np.argsort(-p, axis=1, kind="stable")
     if assigned is None:
         given = ranked[:, :1].tolist()

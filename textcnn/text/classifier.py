@@ -184,10 +184,14 @@ class TextClassifier:
         logits divided by the card's temperature (``calibrated=False``: by 1). Batches are
         cut from the texts sorted by length, so little work goes into padding."""
         encoded = texts if isinstance(texts, Encoded) else self.encode(texts)
+        return torch.from_numpy(self._scores(encoded, batch_size, calibrated))
+
+    def _scores(self, encoded: Encoded, batch_size: int, calibrated: bool = True) -> np.ndarray:
+        """:meth:`predict_proba` as an array (what :meth:`classify` works on)."""
         temperature = self.card.temperature if calibrated and self.card is not None else 1.0
         if self.compiled is not None:  # no torch: no inference mode to enter for one text
-            return torch.from_numpy(self.compiled(encoded.flat, encoded.offsets, temperature)[0])
-        return self._torch_proba(encoded.ids, batch_size, temperature)
+            return self.compiled(encoded.flat, encoded.offsets, temperature)[0]
+        return self._torch_proba(encoded.ids, batch_size, temperature).numpy()
 
     @torch.inference_mode()
     def _torch_proba(self, ids: list[list[int]], batch_size: int, temperature: float):
@@ -233,7 +237,7 @@ class TextClassifier:
         model abstains: the result has no label, and its scores still."""
         check_top_k(top_k)
         encoded = self.encode(texts)
-        probs = self.predict_proba(encoded, batch_size).numpy()
+        probs = self._scores(encoded, batch_size)
         given, shown = shown_classes(probs, self._assigned_if_several(probs), top_k)
         why = None
         if explain:

@@ -361,11 +361,11 @@ class CompiledEncoder:
         if not slow:
             return ids, spans, truncated
         encodings = encode_batch(self.tokenizer, [texts[i] for i in slow])
-        parts = np.split(ids, spans[1:-1])
+        parts, lengths, done = [], np.diff(spans), 0  # the compiled ids between slow texts
         for i, encoding in zip(slow, encodings, strict=True):
-            parts[i] = np.array(encoding.ids, dtype=np.int64)
-            truncated[i] = bool(encoding.overflowing)
-        lengths = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
-        spans = np.zeros(len(parts) + 1, dtype=np.int64)
+            parts += [ids[spans[done] : spans[i]], np.array(encoding.ids, dtype=np.int64)]
+            lengths[i], truncated[i], done = len(encoding.ids), bool(encoding.overflowing), i + 1
+        parts.append(ids[spans[done] :])
+        spans = np.zeros(len(texts) + 1, dtype=np.int64)
         np.cumsum(lengths, out=spans[1:])
-        return (np.concatenate(parts) if parts else ids), spans, truncated
+        return np.concatenate(parts), spans, truncated

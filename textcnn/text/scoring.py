@@ -17,6 +17,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -205,16 +206,33 @@ def score_file(
             desc="scoring",
             file=sys.stderr,
         )
-        while chunk := list(islice(rows, chunk_size)):
-            encoded = classifier.encode([text for _, (_, text) in chunk])
+
+        def write(chunk, encoded, scoring) -> None:
+            probs = scoring.result()
             rows_out = [(number, row_id) for number, (row_id, _) in chunk]
-            probs = classifier.predict_proba(encoded)
             given = writer.write(rows_out, probs, encoded.truncated, classifier.given(probs))
             summary.labels.update(label for labels in given for label in labels)
             summary.abstained += sum(not labels for labels in given)
-            handle.flush()  # a chunk is on disk before the next one starts
+            handle.flush()  # a chunk is on disk before the next one is written
             summary.rows += len(chunk)
             bar.update(len(chunk))
+
+        # A pipeline: the network scores a chunk on a thread of its own (the compiled
+        # forward pass releases the GIL) while this one writes the chunk before and reads
+        # and tokenizes the chunk after; rows are still written in order, chunk by chunk.
+        with ThreadPoolExecutor(1, thread_name_prefix="textcnn-score") as network:
+            pending = None
+            try:
+                while chunk := list(islice(rows, chunk_size)):
+                    encoded = classifier.encode([text for _, (_, text) in chunk])
+                    scoring = network.submit(classifier.predict_proba, encoded)
+                    if pending is not None:
+                        done, pending = pending, None
+                        write(*done)
+                    pending = (chunk, encoded, scoring)
+            finally:  # also when the next chunk could not be read: what was scored is kept
+                if pending is not None:
+                    write(*pending)
         bar.close()
     finally:
         if handle is not sys.stdout:
