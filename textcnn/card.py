@@ -48,6 +48,8 @@ class Card:
     seconds_per_epoch: float = 0.0
     world_size: int = 1  # processes the model was trained by (DDP)
     metrics: dict = field(default_factory=dict)  # headline scores per split
+    # `textcnn tune`: budget, trials, the winning settings and their score on dev
+    search: dict | None = None
     # sha256 of model.safetensors, checked at load; None in cards written before 0.2
     weights_sha256: str | None = None
     # calibration, fitted on dev: logits are divided by it before the softmax (sigmoid);

@@ -21,6 +21,7 @@ from .console import (
     print_scored,
     print_summary,
     print_trained,
+    print_tuned,
     setup_logging,
     user_errors,
 )
@@ -124,6 +125,56 @@ def cv(
         else:
             results = {"": cross_validate(_config(ctx, config, **flags), folds, print_fold)}
     print_cv(results, folds)
+
+
+@app.command(epilog=opt.SETTINGS_HELP, **opt.SETTINGS)
+def tune(
+    ctx: typer.Context,
+    data: opt.DataOpt = None,
+    dev: Annotated[str | None, typer.Option(help="dev file (default: a split of --data)")] = None,
+    test: Annotated[
+        str | None, typer.Option(help="test file, scored once by the final model")
+    ] = None,
+    output: opt.OutputOpt = None,
+    config: opt.ConfigOpt = None,
+    budget: Annotated[str, typer.Option(help="search time: 20m, 1h30m, 600 (seconds)")] = "20m",
+    metric: Annotated[str, typer.Option(help="accuracy | macro_f1 | f1:LABEL")] = "accuracy",
+    max_model_mb: Annotated[
+        float | None, typer.Option(min=0, help="largest model (weights and folded tables), MB")
+    ] = None,
+    folds: Annotated[
+        int, typer.Option(min=0, help="score trials by K-fold CV of --data (small data)")
+    ] = 0,
+    trials: Annotated[int | None, typer.Option(min=1, help="stop after this many trials")] = None,
+    seed: opt.SeedOpt = None,
+    resume: Annotated[bool, typer.Option(help="continue the search in --output")] = False,
+    nproc: Annotated[int, typer.Option(min=1, help="processes sharing the search")] = 1,
+    join: Annotated[int, typer.Option(hidden=True)] = 0,
+    progress: Annotated[bool, typer.Option(hidden=True)] = True,
+) -> None:
+    """Search the recipe and hyper-parameters on dev (or K folds) within a time budget;
+    writes OUTPUT/model-best (its card records the search) and OUTPUT/search/. Settings
+    given as options are kept fixed. Needs the tune extra (optuna; bash run.sh setup)."""
+    from .training.config import parse_overrides
+    from .training.tune import TuneOptions, parse_budget
+    from .training.tune import tune as search
+
+    setup_logging()
+    with user_errors():
+        try:
+            import optuna  # noqa: F401
+        except ImportError:
+            raise ValueError("textcnn tune needs optuna: pip install 'textcnn[tune]'") from None
+        base = {k: v for k, v in dict(data=data, dev=dev, test=test, output=output).items() if v}
+        if seed is not None:
+            base["seed"] = seed
+        base.update(parse_overrides(ctx.args))  # fixed: not searched
+        options = TuneOptions(
+            parse_budget(budget), metric, max_model_mb, folds, trials, resume, nproc, join, progress
+        )
+        result = search(base, config, options)
+    if result:
+        print_tuned(result)
 
 
 @app.command()

@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import torch
 import typer
@@ -113,6 +114,22 @@ def print_trained(metrics: dict, model_dir) -> None:
         shown = [f"{NAMES.get(k, k)} {v:.4f}" for k, v in scores.items() if k != "examples"]
         console.print(f"{split}: {', '.join(shown)}")
     console.print(f"model written to {model_dir}")
+
+
+def print_tuned(result: dict) -> None:
+    """What `textcnn tune` found: trials, the best settings and score, the model."""
+    console.print(
+        f"{result['trials']} trials in {result['seconds'] / 60:.1f} min ({result['complete']} "
+        f"complete, {result['pruned']} pruned, {result['failed']} failed); best: trial "
+        f"{result['best_trial']} (recipe {result['recipe']}), dev {result['metric']} "
+        f"{result['dev_score']:.4f}"
+    )
+    for key, value in result["settings"].items():
+        console.print(f"  {key} = {value}")
+    if not result["settings"]:
+        console.print("  the default settings")
+    report = Path(result["model_dir"]).parent / "search"
+    console.print(f"model written to {result['model_dir']}; the search's report in {report}")
 
 
 def print_fold(i: int, fold: dict) -> None:

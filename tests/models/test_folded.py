@@ -78,8 +78,8 @@ def test_half_tables_and_the_size_limit():
     half = FoldedTextCNN(model, torch.float16)
     with torch.inference_mode():
         assert torch.allclose(model(ids), half(ids), atol=1e-2)
-    assert table_bytes(model, torch.float16) * 2 == table_bytes(model)
-    assert table_bytes(model) == (3 * 301 + 1 + 4 * 301 + 1 + 5 * 301 + 1) * 8 * 4
+    assert table_bytes(model.config, torch.float16) * 2 == table_bytes(model.config)
+    assert table_bytes(model.config) == (3 * 301 + 1 + 4 * 301 + 1 + 5 * 301 + 1) * 8 * 4
 
 
 def test_auto_falls_back_to_the_convolutions_above_the_table_limit(corpus, tmp_path):

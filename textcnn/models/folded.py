@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .textcnn import TextCNN, real_tokens, valid_windows
+from .textcnn import TextCNN, TextCNNConfig, real_tokens, valid_windows
 
 ROWWISE_ELEMENTS = 1 << 22  # products held at once by rowwise_linear (16 MB of floats)
 
@@ -32,9 +32,8 @@ def rowwise_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) ->
     return torch.cat(out) if out else x.new_empty(0, weight.shape[0])
 
 
-def table_bytes(model: TextCNN, dtype: torch.dtype = torch.float32) -> int:
-    """Memory the folded tables of ``model`` take: vocabulary x sum(widths) x filters."""
-    cfg = model.config
+def table_bytes(cfg: TextCNNConfig, dtype: torch.dtype = torch.float32) -> int:
+    """Memory the folded tables of a model of ``cfg`` take: vocabulary x sum(widths) x filters."""
     rows = sum(k * (cfg.vocab_size + 1) + 1 for k in cfg.kernel_sizes)
     return rows * cfg.num_filters * torch.empty(0, dtype=dtype).element_size()
 

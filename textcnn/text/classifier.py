@@ -131,7 +131,7 @@ class TextClassifier:
         if path not in ("auto", "compiled", "folded", "conv"):
             raise ValueError(f"inference must be auto, compiled, folded or conv, got {path!r}")
         dtype = torch.float16 if half else torch.float32
-        megabytes = table_bytes(self.model, dtype) / 2**20
+        megabytes = table_bytes(self.model.config, dtype) / 2**20
         info = {"path": "conv", "table_mb": round(megabytes, 1), "half_tables": half}
         if path == "conv" or (path == "auto" and megabytes > max_table_mb):
             if path == "auto":

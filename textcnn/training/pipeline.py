@@ -312,6 +312,7 @@ def cross_validate(
             "fold": i + 1,
             "accuracy": report.get("accuracy", report.get("subset_accuracy")),  # multi: all right
             "macro_f1": report["macro_f1"],
+            "f1": {label: scores["f1"] for label, scores in report["per_class"].items()},
             "best_epoch": fitted.result.best_epoch,
             "seconds_per_epoch": statistics.median(seconds) if seconds else 0.0,
             "teacher": getattr(fitted.card, "teacher", None),  # text cards have one
