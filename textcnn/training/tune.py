@@ -479,18 +479,6 @@ def _clock(seconds: float) -> str:
     return f"{minutes}m{rest:02d}s" if minutes else f"{rest}s"
 
 
-def _without(argv: list[str], flag: str) -> list[str]:
-    out, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == flag:
-            skip = True
-        elif not arg.startswith(flag + "="):
-            out.append(arg)
-    return out
-
-
 def write_report(folder: Path, study, search: dict) -> None:
     """trials.csv, importance.json, progress.png and search.json in ``folder``."""
     import optuna
