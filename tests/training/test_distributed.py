@@ -36,39 +36,53 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+VOCABULARY = 2_000  # a step of 50 short texts uses a few hundred of the rows
+
+
 def small_model() -> TextCNN:
     torch.manual_seed(0)
     return TextCNN(
         TextCNNConfig(
-            vocab_size=40, embed_dim=8, num_classes=3, kernel_sizes=(2, 3), num_filters=4, dropout=0
+            vocab_size=VOCABULARY,
+            embed_dim=8,
+            num_classes=3,
+            kernel_sizes=(2, 3),
+            num_filters=4,
+            dropout=0,
         )
     )
 
 
-def one_step(world: World, workdir: Path, case: tuple[str, bool]) -> dict[str, torch.Tensor]:
-    """One optimisation step over 50 examples (one batch), with this world's share of them."""
+def one_step(
+    world: World, workdir: Path, case: tuple[str, bool, str]
+) -> tuple[dict[str, torch.Tensor], dict]:
+    """One optimisation step over 50 examples (one batch), with this world's share of them:
+    the weights after it and the epoch's record."""
     model = small_model()
     generator = torch.Generator().manual_seed(1)
     ids = [
-        torch.randint(1, 40, (int(n),), generator=generator).tolist()
+        torch.randint(1, VOCABULARY, (int(n),), generator=generator).tolist()
         for n in torch.randint(1, 12, (50,), generator=generator)
     ]
     targets = torch.randint(0, 3, (50,), generator=generator)
-    optimizer, weighted = case
+    optimizer, weighted, exchange = case
     weights = torch.tensor([0.5, 1.0, 3.0]) if weighted else None
-    settings = FitSettings(batch_size=50, optimizer=optimizer, progress=False, device="cpu")
+    settings = FitSettings(
+        batch_size=50, optimizer=optimizer, progress=False, device="cpu", exchange=exchange
+    )
     trainer = Trainer(model, settings, workdir, SingleLabel(weights), world)
-    trainer.train_epoch(TextBatches(ids, targets), 1)
-    return model.state_dict()
+    record = trainer.train_epoch(TextBatches(ids, targets), 1)
+    return model.state_dict(), record
 
 
 def _rank(rank: int, port: int, workdir: str, case: tuple[str, bool]) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
     torch.set_num_threads(1)
-    state = one_step(World(rank, 2), Path(workdir), case)
+    state, record = one_step(World(rank, 2), Path(workdir), case)
     if rank == 0:
         save_tensors(state, Path(workdir) / "ddp.safetensors")
+        (Path(workdir) / "record.json").write_text(json.dumps(record))
     dist.barrier()  # neither leaves the group while the other may still talk to it
     dist.destroy_process_group()
     # Leave without the interpreter's teardown: once in a CI run (1 of 3 cases), gloo's
@@ -79,21 +93,35 @@ def _rank(rank: int, port: int, workdir: str, case: tuple[str, bool]) -> None:
 
 @pytest.mark.parametrize(
     "case",
-    [("sgd", False), ("sgd", True), ("adadelta", False)],
-    ids=["sgd", "sgd-class-weighted", "lazy-adadelta"],
+    [
+        ("sgd", False, "rows"),
+        ("sgd", True, "rows"),
+        ("adadelta", False, "rows"),
+        ("adamw", False, "rows"),
+        ("sgd", False, "dense"),
+        ("adadelta", False, "dense"),
+    ],
+    ids=["sgd", "sgd-class-weighted", "lazy-adadelta", "adamw", "sgd-dense", "adadelta-dense"],
 )
 def test_one_ddp_step_over_two_ranks_equals_one_process_over_all(tmp_path, case):
-    """2 ranks x 25 examples, gradients all-reduced by DDP, give the weights one process gets
-    from the 50 examples (SGD is linear in the gradient, so a wrong share or scale shows;
-    Adadelta: DDP's dense embedding gradients against one process's row-sparse ones)."""
+    """2 ranks x 25 examples give the weights one process gets from the 50 examples, with
+    the embedding rows exchanged (rows) or DDP's dense all-reduce of the table (dense).
+    SGD is linear in the gradient, so a wrong share or scale shows; LazyAdadelta keeps the
+    summed rows sparse, AdamW gets them dense as one process does."""
     mp.spawn(_rank, args=(free_port(), str(tmp_path), case), nprocs=2, join=True)
     ddp = load_tensors(tmp_path / "ddp.safetensors")
-    alone = one_step(ONE_PROCESS, tmp_path, case)
+    alone, _ = one_step(ONE_PROCESS, tmp_path, case)
     assert set(ddp) == set(alone)
     for name, tensor in alone.items():
         torch.testing.assert_close(ddp[name], tensor, atol=1e-6, rtol=0, msg=name)
     before = small_model().state_dict()
     assert not all(torch.equal(before[k], alone[k]) for k in before)  # the step moved them
+    sent = json.loads((tmp_path / "record.json").read_text())["sent_bytes_per_step"]
+    table = VOCABULARY * 8 * 4  # the embedding gradient's bytes
+    if case[2] == "rows":  # 25 texts of at most 11 tokens: under 300 rows of 8 floats
+        assert sent < table / 4
+    else:  # the whole table (and the layers) through a 2-rank ring all-reduce
+        assert sent > table
 
 
 def train_args(output: Path, *extra: str) -> list[str]:

@@ -322,6 +322,58 @@ def _read_folder(path: Path, options: ReaderOptions) -> Iterator[Example | BadRo
             yield _check(str(file), 0, text, folder.name, options, str(file.relative_to(path)))
 
 
+def line_parser(path: Path, fmt: str, options: ReaderOptions, header: str | None):
+    """``parse(where, number, line) -> Example | BadRow`` for a format with one row per
+    line (CSV/TSV, JSONL, fastText), for readers that jump into the middle of a file (see
+    :mod:`.stream`); ``header`` is a CSV/TSV file's first line. A CSV/TSV row is then one
+    line: a quoted field cannot hold a line break."""
+    if fmt in ("jsonl", "fasttext"):
+        row = _jsonl_row if fmt == "jsonl" else _fasttext_row
+        return lambda where, number, line: row(where, number, line, options)
+    if fmt not in ("csv", "tsv"):
+        raise ValueError(f"{path}: --stream reads CSV, TSV, JSONL and fastText files, not {fmt}")
+    delimiter = "," if fmt == "csv" else "\t"
+    names = [
+        h.strip() for h in next(csv.reader([(header or "").rstrip("\r\n")], delimiter=delimiter))
+    ]
+    for name, flag in _required_fields(options):
+        if name not in names:
+            raise ValueError(
+                f"{path}:1: no column {name!r} in the header (columns: {_shown(names)}); "
+                f"name the right one with {flag}"
+            )
+    columns = {name: names.index(name) for name, _ in _required_fields(options)}
+
+    def parse(where: str, number: int, line: str) -> Example | BadRow:
+        try:
+            row = next(csv.reader([line.rstrip("\r\n")], delimiter=delimiter, strict=True))
+        except (csv.Error, StopIteration) as error:
+            return BadRow(
+                where,
+                "bad quoting",
+                f"not one valid CSV row on one line ({error}); --stream reads a row per "
+                "line: fix the quotes or pass --skip-bad-rows",
+            )
+        if len(row) != len(names):
+            return BadRow(
+                where,
+                "wrong number of fields",
+                f"{len(row)} fields where the header has {len(names)}; "
+                "quote fields that contain the delimiter or pass --skip-bad-rows",
+            )
+        values = {name: row[at] for name, at in columns.items()}
+        return _check(
+            where,
+            number,
+            values[options.text_field],
+            values.get(options.label_field),
+            options,
+            values.get(options.id_field),
+        )
+
+    return parse
+
+
 READERS = {
     "csv": partial(_read_delimited, delimiter=","),
     "tsv": partial(_read_delimited, delimiter="\t"),

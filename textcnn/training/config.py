@@ -86,8 +86,16 @@ class DataConfig:
     unlabeled: str | None = None  # raw texts, one per line: for --train-vectors and a teacher
     dev_fraction: float = 0.1  # stratified share of the training data held out for dev
     output: str | None = None  # run folder (model-best/, model-last/, ...); None: runs/<data name>
+    # read the training file in blocks instead of into memory (a corpus larger than memory;
+    # CSV/TSV/JSONL/fastText, one row per line, single-label): the tokenizer learns from a
+    # sample, dev is held out by a hash of each text (at most 20,000 rows), each process
+    # reads its own blocks (see text/stream.py and training/streaming.py)
+    stream: bool = False
+    stream_buffer: int = 20_000  # rows each process shuffles together under --stream
 
     def __post_init__(self) -> None:
+        if self.stream_buffer < 1:
+            raise ValueError(f"stream_buffer must be at least 1, got {self.stream_buffer}")
         if not 0 < self.dev_fraction < 1:
             raise ValueError(f"dev_fraction must be between 0 and 1, got {self.dev_fraction}")
 

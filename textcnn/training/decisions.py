@@ -5,6 +5,7 @@ threshold per label."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 import torch
 
@@ -26,20 +27,21 @@ def chunks(ids: list[list[int]], targets: torch.Tensor | MultiHot, size: int = 5
 @torch.no_grad()
 def fit_decisions(
     model: TextCNN,
-    train: tuple[list[list[int]], torch.Tensor | MultiHot],
+    train: Iterable[tuple[torch.Tensor, torch.Tensor | MultiHot]],
     dev: tuple[list[list[int]], torch.Tensor | MultiHot],
     multi_label: bool,
     decision: DecisionConfig,
 ) -> tuple[float, float, list[float] | None]:
     """(the n-gram channel's weight, the temperature, the thresholds) from the dev split:
-    the channel is counted on the training texts and weighed against the CNN by stacking
+    the channel is counted on the training texts (``train``: padded token ids and targets,
+    batch by batch; read only when there is a channel) and weighed against the CNN by stacking
     (:func:`.calibration.fit_scales`: the ratio of the scales of lowest dev log-loss), then
     a temperature is fitted to the mix, and a multi-label model's thresholds are picked on
     the calibrated dev scores."""
     model.eval()
     channel = model.naive_bayes
     if channel is not None:
-        channel.fit(chunks(*train))
+        channel.fit(train)
     cnn, ngrams = [], []
     for ids, _ in chunks(*dev):
         cnn.append(model.forward_head(model.forward_features(ids)))

@@ -11,6 +11,7 @@ import torch
 
 from ..text.classifier import TextClassifier
 from ..text.corpora import Corpus
+from ..text.stream import StreamedCorpus
 from .config import TextTrainConfig
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,10 @@ def check_labels(train: Corpus, config: TextTrainConfig) -> list[str]:
     return labels
 
 
-def label_counts(corpus: Corpus) -> Counter:
+def label_counts(corpus: Corpus | StreamedCorpus) -> Counter:
     """Texts per label (a multi-label text counts for each of its labels)."""
+    if isinstance(corpus, StreamedCorpus):  # counted by its scan
+        return Counter(corpus.counts)
     if corpus.multi_label:
         return Counter(label for row in corpus.labels for label in row)
     return Counter(corpus.labels)
@@ -74,8 +77,13 @@ def positive_weights(targets: MultiHot) -> torch.Tensor:
 
 def class_weights(targets: torch.Tensor, num_classes: int) -> torch.Tensor:
     """n / (k * count): every class carries the same total weight."""
-    counts = torch.bincount(targets, minlength=num_classes).float().clamp(min=1)
-    return len(targets) / (num_classes * counts)
+    return balancing(torch.bincount(targets, minlength=num_classes))
+
+
+def balancing(counts: torch.Tensor) -> torch.Tensor:
+    """n / (k * count) of the texts per class: every class carries the same total weight."""
+    counts = counts.float()
+    return counts.sum() / (len(counts) * counts.clamp(min=1))
 
 
 class MultiHot:

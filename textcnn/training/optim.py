@@ -48,12 +48,25 @@ class FitSettings:
     progress: bool = True  # progress bars (on a terminal)
     # under torchrun: seconds a collective waits for the other ranks before the run stops
     timeout: float = 300.0
+    # minutes between the checkpoints taken inside an epoch of a streamed corpus (--stream),
+    # after a buffer; 0: after every buffer. Other runs checkpoint after every epoch.
+    checkpoint_minutes: float = 10.0
+    # under torchrun: how the trained embedding tables' gradients travel. rows: only the rows
+    # a step touched (all-gathered; see row_exchange.py); dense: DDP's all-reduce of the
+    # whole table, as before (the same update, far more bytes)
+    exchange: Literal["rows", "dense"] = "rows"
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("auto", "adadelta", "adamw", "sgd"):
             raise ValueError(
                 f"optimizer must be auto, adadelta, adamw or sgd, got {self.optimizer!r}"
             )
+        if self.checkpoint_minutes < 0:
+            raise ValueError(
+                f"checkpoint_minutes must not be negative, got {self.checkpoint_minutes}"
+            )
+        if self.exchange not in ("rows", "dense"):
+            raise ValueError(f"exchange must be rows or dense, got {self.exchange!r}")
         if self.schedule not in ("constant", "cosine", "linear"):
             raise ValueError(f"schedule must be constant, cosine or linear, got {self.schedule!r}")
         if not 0 <= self.warmup < 1 or self.clip_norm < 0:

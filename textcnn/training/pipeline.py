@@ -67,6 +67,10 @@ def task_of(config_or_predictor: TrainConfig | Predictor) -> Task:
 def load_splits(task: Task, config: TrainConfig) -> Splits:
     """Given dev/test data as they are; otherwise a seeded, stratified dev split of train."""
     d = config.data
+    if d.stream:
+        if not isinstance(task, TextTask):
+            raise ValueError("--stream reads text files; image data are read as they are")
+        return task.read_streamed(config)
     train = task.read(config, d.data)
     if d.dev:
         dev = task.read(config, d.dev, train)
@@ -289,6 +293,8 @@ def cross_validate(
     """k-fold cross-validation: each fold is tested once, the rest trained on with a dev split.
     ``max_folds`` runs only the first folds (the same splits), when each costs minutes."""
     task = task_of(config)
+    if config.data.stream:
+        raise ValueError("cross-validation splits a corpus in memory; drop --stream")
     world = join_world(config)
     data = task.read(config, config.data.data)
     output = config.data.run_folder()

@@ -17,6 +17,7 @@ from ..text.builtin import BUILTIN_CORPORA, load_builtin
 from ..text.classifier import TextClassifier, pad_batch
 from ..text.corpora import Corpus, ReaderOptions, read_corpus
 from ..text.shipped_vectors import SOURCES, shipped_vectors
+from ..text.stream import StreamedCorpus, scan_corpus
 from ..text.tokenizer import (
     PAD_ID,
     UNK_ID,
@@ -29,19 +30,20 @@ from ..text.tokenizer import (
 )
 from ..text.vectors import embedding_matrix, load_vectors, train_vectors
 from .config import TextTrainConfig, run_settings
-from .decisions import fit_decisions
+from .decisions import chunks, fit_decisions
 from .distill import DISTILLED_FILE, distilled_set, load_distilled, save_distilled
 from .distributed import local_device
 from .labels import (
     MultiHot,
+    balancing,
     check_labels,
-    class_weights,
     label_counts,
     positive_weights,
     targets_of,
 )
 from .objectives import Distillation, MultiLabel, SingleLabel
 from .optim import pick_device
+from .streaming import StreamBatches
 from .task import Fitted, Run, Splits
 from .trainer import Trainer
 
@@ -213,6 +215,23 @@ class TextTask:
             check_labels(corpus, config)
         return corpus
 
+    def read_streamed(self, config: TextTrainConfig) -> Splits:
+        """The training file as a :class:`~textcnn.text.stream.StreamedCorpus` (one pass
+        over it, see :func:`~textcnn.text.stream.scan_corpus`), the dev split held out of
+        it by hash unless a dev file is given, and the test file (in memory)."""
+        d = config.data
+        if config.distill.teacher:
+            raise ValueError("--stream does not distil (the teacher labels texts in memory)")
+        options = reader_options(config)
+        train, dev = scan_corpus(
+            d.data, options, None if d.dev else d.dev_fraction, config.training.seed
+        )
+        check_labels(train, config)
+        if d.dev:
+            dev = self.read(config, d.dev, train)
+        test = self.read(config, d.test, train) if d.test else None
+        return Splits(train, dev, test)
+
     def read_for(self, predictor: TextClassifier, spec: str, options: ReaderOptions) -> Corpus:
         separator = predictor.card.label_separator if predictor.card else ","
         options = replace(options, multi_label=predictor.multi_label, label_separator=separator)
@@ -285,13 +304,17 @@ class TextTask:
         torch.manual_seed(config.training.seed)
         model = TextCNN(model_config, None if init is None else init.matrix)
         classifier = TextClassifier(model, tokenizer, labels)
-        train_targets = targets_of(classifier, train, multi_label)
+        streamed = isinstance(train, StreamedCorpus)
+        train_targets = None if streamed else targets_of(classifier, train, multi_label)
         dev_targets = targets_of(classifier, dev, multi_label, " (dev)")
         balanced = config.class_weights == "balanced"
         if multi_label:
             objective = MultiLabel(positive_weights(train_targets) if balanced else None)
         else:
-            weights = class_weights(train_targets, len(labels)) if balanced else None
+            counts = label_counts(train)
+            weights = (
+                balancing(torch.tensor([counts[label] for label in labels])) if balanced else None
+            )
             objective = (
                 SingleLabel(weights)
                 if distilled is None
@@ -301,7 +324,18 @@ class TextTask:
         if multi_label and settings.optimizer == "auto":
             settings = replace(settings, optimizer="adamw")
         trainer = Trainer(model, settings, run.workdir, objective, run.world)
-        if distilled is None:
+        if streamed:
+            index = {label: i for i, label in enumerate(labels)}
+            training = StreamBatches(
+                train,
+                tokenizer,
+                index,
+                settings.batch_size,
+                run.world,
+                settings.seed,
+                config.data.stream_buffer,
+            )
+        elif distilled is None:
             training = TextBatches(encode(tokenizer, train.texts), train_targets)
         else:  # the teacher's logits and the gold labels, on the training and extra texts
             training = TextBatches(encode(tokenizer, distilled.texts), distilled.targets)
@@ -309,7 +343,10 @@ class TextTask:
         result = trainer.fit(training, dev_batches, run.resume, run.on_epoch_end, data=run.data)
         model.to("cpu")
         model.load_state_dict(result.best_state)  # decisions fitted for the best weights
-        gold = (encode(tokenizer, train.texts), train_targets)
+        if streamed:  # every training row, in file order, read again if the channel counts
+            gold = training.all_batches()
+        else:
+            gold = chunks(encode(tokenizer, train.texts), train_targets)
         weight, temperature, thresholds = fit_decisions(
             model, gold, (dev_batches.ids, dev_targets), multi_label, config.decision
         )
@@ -334,7 +371,8 @@ class TextTask:
                     "source": train.source,
                     "examples": len(train),
                     "fingerprint": train.fingerprint(),
-                },
+                }
+                | ({"streamed": True, "skipped": dict(train.report.skipped)} if streamed else {}),
                 "dev": {"source": dev.source, "examples": len(dev)},
             },
             vector_coverage=None if init is None else init.coverage,

@@ -35,6 +35,8 @@ from .optim import (
     make_optimizer,
     pick_device,
 )
+from .row_exchange import RowExchange, trained_embeddings
+from .streaming import Position, StreamBatches
 
 log = logging.getLogger(__name__)
 
@@ -103,12 +105,12 @@ class Trainer:
         self.model = model.to(self.device)
         self.workdir = Path(workdir)
         self.optimizer = make_optimizer(self.model.parameters(), settings)
-        # Row-sparse gradients for trained embeddings, on one process; DDP all-reduces dense
-        # gradients (LazyAdadelta's dense path is the same update, see optim.py).
-        if isinstance(self.optimizer, LazyAdadelta) and world.size == 1:
-            for module in self.model.modules():
-                if isinstance(module, nn.Embedding) and module.weight.requires_grad:
-                    module.sparse = True
+        # Row-sparse gradients for trained embeddings with LazyAdadelta, which then updates
+        # only the rows a batch used (its dense path is the same update, see optim.py).
+        lazy = isinstance(self.optimizer, LazyAdadelta)
+        if lazy and world.size == 1:
+            for module in trained_embeddings(self.model).values():
+                module.sparse = True
         # Image batches in NHWC: oneDNN's convolutions run faster on them (1.4x for WRN-16-1).
         self.channels_last = any(isinstance(m, nn.Conv2d) for m in self.model.modules())
         if self.channels_last:
@@ -116,10 +118,26 @@ class Trainer:
         self.classifier = model.get_classifier()  # max-norm bounds its weight vectors
         # What the training steps run: the model itself, or DDP around it, which averages
         # the gradients of all ranks in backward (and gave every rank rank 0's weights).
+        # The embedding tables are left out of DDP and exchanged row by row (row_exchange.py)
+        # unless settings.exchange is "dense".
         self.network = self.model
+        self.exchange: RowExchange | None = None
+        self.dense_bytes = 0  # what DDP's ring all-reduce sends per rank and step
         if world.size > 1:
+            if settings.exchange == "rows" and trained_embeddings(self.model):
+                self.exchange = RowExchange(self.model, world, keep_sparse=lazy)
+                nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
+                    self.model, RowExchange.ignored_names(self.model)
+                )
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.network = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+            ignored = set(getattr(self.model, "_ddp_params_and_buffers_to_ignore", ()))
+            reduced = sum(
+                p.numel() * p.element_size()
+                for name, p in self.model.named_parameters()
+                if p.requires_grad and name not in ignored
+            )
+            self.dense_bytes = round(reduced * 2 * (world.size - 1) / world.size)
         self.average = WeightAverage(self.model, settings.average) if settings.average else None
         self.amp_dtype = None
         self.scaler = None
@@ -167,63 +185,111 @@ class Trainer:
                 loss = loss + weight * self._loss(aux_logits, targets, global_batch)
         return loss, logits
 
-    def train_epoch(self, data: Batches, epoch: int) -> dict:
+    def train_epoch(
+        self,
+        data: Batches | StreamBatches,
+        epoch: int,
+        start: dict | None = None,
+        at_position: Callable[[Position, dict], None] | None = None,
+    ) -> dict:
         """One pass over ``data``. Under DDP every rank draws the same batches and takes its
         share of each (a batch with fewer examples than ranks is skipped), and dropout is
-        seeded by (seed, epoch, rank), so a resumed run repeats an uninterrupted one."""
+        seeded by (seed, epoch, rank), so a resumed run repeats an uninterrupted one.
+
+        A streamed corpus (:class:`~.streaming.StreamBatches`) gives each rank its own
+        batches; dropout is seeded again at every buffer, ``at_position(position, sums)``
+        is called after each (the trainer's mid-epoch checkpoint), and ``start`` (what a
+        checkpoint saved there) continues the epoch from one."""
         self.model.train()
         world = self.world
-        generator = torch.Generator().manual_seed(self.settings.seed * 100_003 + epoch)
-        batches = epoch_batches(data, self.settings.batch_size, generator)
-        if world.size > 1:
-            batches = [b for b in batches if len(b) >= world.size]
-            torch.manual_seed((self.settings.seed * 100_003 + epoch) * 1_009 + world.rank)
-        total_loss, tally, seen = 0.0, 0.0, 0
+        seed = self.settings.seed * 100_003 + epoch
+        if isinstance(data, StreamBatches):
+            position = Position(**start["position"]) if start else None
+            total = data.steps(epoch)
+            steps = data.epoch(epoch, position)
+            self._seed_dropout(epoch, position.buffer if position else 0)
+        else:
+            batches = epoch_batches(
+                data, self.settings.batch_size, torch.Generator().manual_seed(seed)
+            )
+            if world.size > 1:
+                batches = [b for b in batches if len(b) >= world.size]
+                torch.manual_seed(seed * 1_009 + world.rank)
+            total = len(batches)
+            steps = ((*data.batch(world.share(b)), len(b)) for b in batches)
+        sums = {"loss": 0.0, "tally": 0.0, "seen": 0.0, "step": 0}
+        if start:
+            sums = {
+                **start["sums"],
+                "tally": torch.tensor(start["sums"]["tally"], dtype=torch.float64),
+            }
         base_lrs = [
             group.setdefault("initial_lr", group["lr"]) for group in self.optimizer.param_groups
         ]
         scheduled = self.settings.schedule != "constant" or self.settings.warmup > 0
         bar = tqdm(
-            batches,
+            total=total,
+            initial=sums["step"],
             desc=f"epoch {epoch}",
             unit="batch",
             disable=None if self.settings.progress and world.is_main else True,
             leave=False,
         )
-        for step, indices in enumerate(bar):
+        for item in steps:
+            if isinstance(item, Position):
+                self._seed_dropout(epoch, item.buffer)
+                if at_position is not None:
+                    at_position(item, {**sums, "tally": torch.as_tensor(sums["tally"]).tolist()})
+                continue
+            inputs, targets, global_batch = item
             if scheduled:
                 factor = lr_factor(
-                    self.settings,
-                    (epoch - 1) * len(batches) + step,
-                    self.settings.epochs * len(batches),
+                    self.settings, (epoch - 1) * total + sums["step"], self.settings.epochs * total
                 )
                 for group, base in zip(self.optimizer.param_groups, base_lrs, strict=True):
                     group["lr"] = base * factor
-            inputs, targets = data.batch(world.share(indices))
             inputs, targets = inputs.to(self.device), targets.to(self.device)
-            loss, logits = self.batch_loss(inputs, targets, len(indices))
+            loss, logits = self.batch_loss(inputs, targets, global_batch)
             self.optimizer.zero_grad(set_to_none=True)
             if self.scaler is not None:
                 self.scaler.scale(loss).backward()
+                self._exchange()
                 self.scaler.unscale_(self.optimizer)
                 self._clip()
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
             else:
                 loss.backward()
+                self._exchange()
                 self._clip()
                 self.optimizer.step()
             apply_max_norm(self.classifier, self.settings.max_norm)
             if self.average is not None:
                 self.average.update(self.model)
-            total_loss += loss.item() * len(indices) / world.size
-            tally = tally + self.objective.tally(logits.detach(), targets)
-            seen += len(indices) / world.size
-            bar.set_postfix(loss=f"{total_loss / seen:.4f}")
+            sums["loss"] += loss.item() * global_batch / world.size
+            sums["tally"] = sums["tally"] + self.objective.tally(logits.detach(), targets)
+            sums["seen"] += global_batch / world.size
+            sums["step"] += 1
+            bar.update()
+            bar.set_postfix(loss=f"{sums['loss'] / sums['seen']:.4f}")
+        bar.close()
         metric = self.objective.metric
-        total_loss, seen = world.sum(total_loss, seen)
-        tally = world.sum_tensor(torch.as_tensor(tally, dtype=torch.float64))
-        return {"train_loss": total_loss / seen, f"train_{metric}": self.objective.score(tally)}
+        total_loss, seen = world.sum(sums["loss"], sums["seen"])
+        tally = world.sum_tensor(torch.as_tensor(sums["tally"], dtype=torch.float64))
+        record = {"train_loss": total_loss / seen, f"train_{metric}": self.objective.score(tally)}
+        if world.size > 1:  # what this rank sent per step, DDP's dense part and the rows
+            rows, taken = self.exchange.take_sent_bytes() if self.exchange else (0, 1)
+            record["sent_bytes_per_step"] = self.dense_bytes + round(rows / max(taken, 1))
+        return record
+
+    def _seed_dropout(self, epoch: int, buffer: int) -> None:
+        """Dropout's random numbers for a buffer of a streamed epoch, on this rank."""
+        seed = self.settings.seed * 100_003 + epoch
+        torch.manual_seed(((seed * 1_009 + self.world.rank) * 100_003 + buffer) * 7 + 1)
+
+    def _exchange(self) -> None:
+        if self.exchange is not None:
+            self.exchange()
 
     def _clip(self) -> None:
         if self.settings.clip_norm > 0:
@@ -263,6 +329,33 @@ class Trainer:
         with atomic_file(self.workdir / METRICS_FILE) as tmp:
             tmp.write_text("".join(json.dumps(h) + "\n" for h in history))
 
+    def _checkpoint_within(self, epoch: int, state: dict, best: dict[str, torch.Tensor]):
+        """What a streamed epoch calls after each buffer: a checkpoint there (weights,
+        optimizer, every rank's position, the epoch's sums so far) when
+        ``checkpoint_minutes`` have passed since the last one (rank 0's clock decides)."""
+        last = time.monotonic()
+
+        def at_position(position: Position, sums: dict) -> None:
+            nonlocal last
+            due = time.monotonic() - last >= self.settings.checkpoint_minutes * 60
+            if not self.world.sum(float(due and self.world.is_main))[0]:
+                return
+            positions = self.world.gather(position.to_dict())
+            if self.world.is_main:
+                partial = {"epoch": epoch, "positions": positions, "sums": sums}
+                save_checkpoint(
+                    self.workdir,
+                    self.model,
+                    self.optimizer,
+                    {**state, "partial": partial},
+                    best,
+                    self.average,
+                    self.scaler,
+                )
+            last = time.monotonic()
+
+        return at_position
+
     # -- the loop ---------------------------------------------------------------------------
     def fit(
         self,
@@ -301,11 +394,21 @@ class Trainer:
             }
             best = cpu_state(self.model)
         metric = self.objective.metric
+        partial = state.pop("partial", None)  # a streamed epoch checkpointed midway
         for epoch in range(state["epoch"] + 1, s.epochs + 1):
             if s.patience and state["stale"] >= s.patience:
                 break
             started = time.perf_counter()
-            record = {"epoch": epoch, **self.train_epoch(train, epoch)}
+            start = None
+            if partial is not None and partial["epoch"] == epoch:
+                if len(partial["positions"]) != self.world.size:
+                    raise ValueError(
+                        f"{self.workdir}: the run was checkpointed by {len(partial['positions'])}"
+                        f" processes; resume it with --nproc {len(partial['positions'])}"
+                    )
+                start = {"position": partial["positions"][self.world.rank], "sums": partial["sums"]}
+            at_position = self._checkpoint_within(epoch, state, best)
+            record = {"epoch": epoch, **self.train_epoch(train, epoch, start, at_position)}
             with self.evaluated_weights():
                 dev_score, dev_loss = self.evaluate(dev)
                 improved = dev_score > state["best_dev_score"]
