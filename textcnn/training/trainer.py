@@ -124,18 +124,25 @@ class Trainer:
         self.exchange: RowExchange | None = None
         self.dense_bytes = 0  # what DDP's ring all-reduce sends per rank and step
         if world.size > 1:
+            # DDP leaves alone: the embedding tables, exchanged row by row after backward,
+            # and the buffers unless training changes them (batch norm's running statistics;
+            # the n-gram channel's count tables are filled after training, and DDP sent them
+            # from rank 0 before every forward, 2.3 MB a step)
+            ignored = []
             if settings.exchange == "rows" and trained_embeddings(self.model):
                 self.exchange = RowExchange(self.model, world, keep_sparse=lazy)
-                nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
-                    self.model, RowExchange.ignored_names(self.model)
-                )
+                ignored += RowExchange.ignored_names(self.model)
+            if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+                ignored += [name for name, _ in self.model.named_buffers()]
+            nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
+                self.model, ignored
+            )
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.network = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
-            ignored = set(getattr(self.model, "_ddp_params_and_buffers_to_ignore", ()))
             reduced = sum(
                 p.numel() * p.element_size()
                 for name, p in self.model.named_parameters()
-                if p.requires_grad and name not in ignored
+                if p.requires_grad and name not in set(ignored)
             )
             self.dense_bytes = round(reduced * 2 * (world.size - 1) / world.size)
         self.average = WeightAverage(self.model, settings.average) if settings.average else None
