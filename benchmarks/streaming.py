@@ -59,11 +59,12 @@ def generate(path: Path, rows: int, seed: int = 0) -> None:
     rng = random.Random(seed)
     labels = sorted(pool)
     tmp = path.with_suffix(".partial")
-    with tmp.open("w", encoding="utf-8") as out:
-        out.write("label\ttext\n")
+    with tmp.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out, delimiter="\t", lineterminator="\n")  # quotes as needed
+        writer.writerow(["label", "text"])
         for _ in range(rows):
             label = rng.choice(labels)
-            out.write(f"{label}\t{' '.join(rng.choices(pool[label], k=rng.randint(1, 3)))}\n")
+            writer.writerow([label, " ".join(rng.choices(pool[label], k=rng.randint(1, 3)))])
     tmp.rename(path)
 
 
