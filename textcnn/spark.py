@@ -115,7 +115,8 @@ def score(
         fields.append(T.StructField("scores", T.MapType(T.StringType(), T.DoubleType())))
     fields.append(T.StructField("status", T.StringType()))
     added = [f.name for f in fields]
-    taken = [name for name in added if name in df.columns]
+    existing = {column.lower() for column in df.columns}  # Spark ignores case by default
+    taken = [name for name in added if name.lower() in existing]
     if taken:
         raise ValueError(
             f"the DataFrame already has column(s) {', '.join(taken)}, which score() adds; "

@@ -100,7 +100,7 @@ def test_stacking_on_dev_weighs_an_informative_channel_in():
     """An untrained CNN is noise; n-grams that decide the class get a weight, and the mix
     classifies the dev texts the channel can."""
     from textcnn.training.config import DecisionConfig
-    from textcnn.training.decisions import fit_decisions
+    from textcnn.training.decisions import chunks, fit_decisions
 
     generator = torch.Generator().manual_seed(0)
     texts = torch.randint(4, VOCAB, (200, 6), generator=generator)
@@ -110,7 +110,7 @@ def test_stacking_on_dev_weighs_an_informative_channel_in():
     model = small_model(0.0)
     weight, temperature, _ = fit_decisions(
         model,
-        (ids[:150], labels[:150]),
+        chunks(ids[:150], labels[:150]),
         (ids[150:], labels[150:]),
         multi_label=False,
         decision=DecisionConfig(),

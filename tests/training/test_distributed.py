@@ -53,9 +53,7 @@ def small_model() -> TextCNN:
     )
 
 
-def one_step(
-    world: World, workdir: Path, case: tuple[str, bool, str]
-) -> tuple[dict[str, torch.Tensor], dict]:
+def one_step(world: World, workdir: Path, case: tuple) -> tuple[dict[str, torch.Tensor], dict]:
     """One optimisation step over 50 examples (one batch), with this world's share of them:
     the weights after it and the epoch's record."""
     model = small_model()
@@ -65,10 +63,15 @@ def one_step(
         for n in torch.randint(1, 12, (50,), generator=generator)
     ]
     targets = torch.randint(0, 3, (50,), generator=generator)
-    optimizer, weighted, exchange = case
+    optimizer, weighted, exchange, *clip = case
     weights = torch.tensor([0.5, 1.0, 3.0]) if weighted else None
     settings = FitSettings(
-        batch_size=50, optimizer=optimizer, progress=False, device="cpu", exchange=exchange
+        batch_size=50,
+        optimizer=optimizer,
+        progress=False,
+        device="cpu",
+        exchange=exchange,
+        clip_norm=clip[0] if clip else 0.0,
     )
     trainer = Trainer(model, settings, workdir, SingleLabel(weights), world)
     record = trainer.train_epoch(TextBatches(ids, targets), 1)
@@ -98,10 +101,21 @@ def _rank(rank: int, port: int, workdir: str, case: tuple[str, bool]) -> None:
         ("sgd", True, "rows"),
         ("adadelta", False, "rows"),
         ("adamw", False, "rows"),
+        ("sgd", False, "rows", 0.05),
+        ("adadelta", False, "rows", 0.05),
         ("sgd", False, "dense"),
         ("adadelta", False, "dense"),
     ],
-    ids=["sgd", "sgd-class-weighted", "lazy-adadelta", "adamw", "sgd-dense", "adadelta-dense"],
+    ids=[
+        "sgd",
+        "sgd-class-weighted",
+        "lazy-adadelta",
+        "adamw",
+        "sgd-clipped",
+        "lazy-adadelta-clipped",
+        "sgd-dense",
+        "adadelta-dense",
+    ],
 )
 def test_one_ddp_step_over_two_ranks_equals_one_process_over_all(tmp_path, case):
     """2 ranks x 25 examples give the weights one process gets from the 50 examples, with

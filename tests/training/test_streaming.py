@@ -61,6 +61,21 @@ def test_dev_is_capped_by_moving_the_hash_bound_down(corpus_file, monkeypatch):
     assert len(every_row(corpus)) + len(dev) == 3000
 
 
+def test_dev_rows_of_a_label_never_trained_on_are_left_out_and_an_empty_dev_is_refused(
+    tmp_path, monkeypatch
+):
+    rows = tiny_texts(400)
+    rare = next(f"rare text {i}" for i in range(10_000) if row_hash(f"rare text {i}") < 0.1)
+    path = write_tsv(tmp_path / "rare.tsv", [*rows, (rare, "rare")])
+    corpus, dev = scan_corpus(path, ReaderOptions(), 0.1, seed=0)
+    assert "rare" not in corpus.counts and "rare" not in dev.labels and rare not in dev.texts
+    monkeypatch.setattr(stream, "DEV_MAX", 5)  # five copies of the lowest hash: a tie at the cap
+    lowest = min((t for t, _ in rows), key=row_hash)
+    path = write_tsv(tmp_path / "ties.tsv", [*rows, *[(lowest, "positive")] * 5])
+    with pytest.raises(ValueError, match="no dev rows held out.*--dev-fraction or pass a dev"):
+        scan_corpus(path, ReaderOptions(), 0.1, seed=0)
+
+
 def test_a_bad_row_in_the_middle_names_its_line_or_is_counted(tmp_path):
     lines = ["label\ttext"] + [f"{label}\t{text}" for text, label in tiny_texts(500)]
     lines.insert(300, "positive\tone\ttoo many")
@@ -109,6 +124,15 @@ def test_a_stream_continues_from_a_position_exactly(corpus_file):
             assert a == b
         else:
             assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_a_file_too_small_for_one_batch_per_process_says_what_to_lower(tmp_path):
+    path = write_tsv(tmp_path / "small.tsv", tiny_texts(40))
+    result = subprocess.run(
+        [*stream_args(path, tmp_path / "run"), "--batch-size", "50"], capture_output=True, text=True
+    )
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "give no whole batch of 50" in result.stderr and "--batch-size" in result.stderr
 
 
 def stream_args(data, output, *extra):

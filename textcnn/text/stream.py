@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import logging
 import random
-from array import array
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -27,6 +27,8 @@ from pathlib import Path
 
 from .corpora import Corpus, ReaderOptions, ReadReport, detect_format, line_parser
 from .row_labels import BadRow
+
+log = logging.getLogger(__name__)
 
 MAX_BLOCK_BYTES = 1 << 20  # the unit of reading, dealt to ranks and shuffled: at most
 BLOCKS = 1024  # ... and about this many of them in a smaller file (4 KB at least)
@@ -143,10 +145,10 @@ def scan_corpus(
     options = replace(options, multi_label=False)  # a label with the separator is one label
     report, counts = ReadReport(), Counter()
     rows_per_block: list[int] = []
-    # dev candidates: every row with a hash under dev_fraction (hash, block, label); the
-    # DEV_MAX lowest are kept whole in a heap of (-hash, line, text, label)
-    cand_hash, cand_block, cand_label = array("d"), array("q"), []
-    heap: list[tuple[float, int, str, str]] = []
+    # dev: the DEV_MAX rows of lowest hash under dev_fraction, in a heap of (-hash, line,
+    # text, label, block); the lowest hash pushed out of it bounds dev from above
+    heap: list[tuple[float, int, str, str, int]] = []
+    dev_below = dev_fraction if dev_fraction is not None else 0.0
     sample: list[str] = []
     sampled = 0
     rng = random.Random(seed)
@@ -163,6 +165,9 @@ def scan_corpus(
             try:
                 line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError:
+                if number == 1 and fmt in ("csv", "tsv"):
+                    message = f"{where}: the header is not UTF-8; re-save the file as UTF-8"
+                    raise ValueError(message) from None
                 row = BadRow(
                     where,
                     "undecodable bytes",
@@ -193,13 +198,10 @@ def scan_corpus(
             rows_per_block[block] += 1
             counts[row.label] += 1
             h = row_hash(row.text)
-            if dev_fraction is not None and h < dev_fraction:
-                cand_hash.append(h)
-                cand_block.append(block)
-                cand_label.append(row.label)
-                heapq.heappush(heap, (-h, number, row.text, row.label))
+            if h < dev_below:
+                heapq.heappush(heap, (-h, number, row.text, row.label, block))
                 if len(heap) > DEV_MAX:
-                    heapq.heappop(heap)
+                    dev_below = min(dev_below, -heapq.heappop(heap)[0])
             else:  # surely a training row: the sample draws from these (reservoir sampling)
                 sampled += 1
                 if len(sample) < SAMPLE_ROWS:
@@ -208,21 +210,29 @@ def scan_corpus(
                     sample[j] = row.text
     if parse is None:
         raise ValueError(f"{path}: the file is empty")
-    dev_below = 0.0
     dev = None
     if dev_fraction is not None:
-        dev_below = dev_fraction
-        if len(cand_hash) > DEV_MAX:
-            dev_below = sorted(cand_hash)[DEV_MAX]  # the lowest hash that is not dev
-        for h, block, label in zip(cand_hash, cand_block, cand_label, strict=True):
-            if h < dev_below:
-                rows_per_block[block] -= 1
-                counts[label] -= 1
-        kept = sorted(
-            (line, text, label) for minus, line, text, label in heap if -minus < dev_below
-        )
-        dev = Corpus([t for _, t, _ in kept], [label for *_, label in kept], f"{path} (dev)")
-    counts = +counts  # labels with no training rows left are dropped
+        held = sorted(entry[1:] for entry in heap if -entry[0] < dev_below)  # in file order
+        for _, _, label, block in held:
+            rows_per_block[block] -= 1
+            counts[label] -= 1
+        counts = +counts  # labels whose every row fell in dev are not trained on
+        unknown = Counter(label for _, _, label, _ in held if label not in counts)
+        if unknown:  # nor scored on dev (the rows stay out of training too)
+            log.warning(
+                "%d dev rows left out: their labels have no training rows (%s)",
+                sum(unknown.values()),
+                ", ".join(sorted(unknown)[:10]),
+            )
+        kept = [(text, label) for _, text, label, _ in held if label in counts]
+        if not kept:
+            raise ValueError(
+                f"{path}: no dev rows held out (a dev fraction of {dev_fraction} of "
+                f"{report.rows} rows); raise --dev-fraction or pass a dev file with --dev"
+            )
+        dev = Corpus([t for t, _ in kept], [label for _, label in kept], f"{path} (dev)")
+    if report.skipped:
+        log.warning("%s: skipped %s", path, dict(report.skipped))
     corpus = StreamedCorpus(
         path=path,
         format=fmt,

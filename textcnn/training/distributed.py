@@ -86,7 +86,11 @@ def join(device: torch.device, timeout_s: float) -> World:
     if World.from_env().size == 1:
         return ONE_PROCESS
     if not dist.is_initialized():
-        backend = "nccl" if device.type == "cuda" else "gloo"
+        # on CUDA, NCCL for the tensors on the GPU and Gloo for the few on the CPU (the
+        # epoch's sums, a stream's positions)
+        backend = "cpu:gloo,cuda:nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(local_device(device))
         dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
     return World(dist.get_rank(), dist.get_world_size())
 

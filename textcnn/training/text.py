@@ -335,6 +335,13 @@ class TextTask:
                 settings.seed,
                 config.data.stream_buffer,
             )
+            if not training.steps(1):
+                raise ValueError(
+                    f"{train.source}: {len(train)} training rows in {len(train.block_rows)} "
+                    f"blocks give no whole batch of {settings.batch_size} over "
+                    f"{run.world.size} process(es); lower --batch-size or --nproc, or drop "
+                    "--stream (a file this small fits in memory)"
+                )
         elif distilled is None:
             training = TextBatches(encode(tokenizer, train.texts), train_targets)
         else:  # the teacher's logits and the gold labels, on the training and extra texts

@@ -299,8 +299,17 @@ class Trainer:
             self.exchange()
 
     def _clip(self) -> None:
-        if self.settings.clip_norm > 0:
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.clip_norm)
+        """Scale the gradients down to a global l2 norm of ``clip_norm`` (row-sparse ones
+        too, which ``clip_grad_norm_`` cannot take)."""
+        if self.settings.clip_norm <= 0:
+            return
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        values = [g.coalesce().values() if g.is_sparse else g for g in grads]
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(v) for v in values]))
+        scale = self.settings.clip_norm / (norm + 1e-6)
+        if scale < 1:
+            for g in grads:
+                g.mul_(scale)
 
     @torch.inference_mode()
     def evaluate(self, data: Batches, batch_size: int = 256) -> tuple[float, float]:
@@ -348,8 +357,9 @@ class Trainer:
             if not self.world.sum(float(due and self.world.is_main))[0]:
                 return
             positions = self.world.gather(position.to_dict())
+            every_sums = self.world.gather(sums)  # each rank's own share of the epoch so far
             if self.world.is_main:
-                partial = {"epoch": epoch, "positions": positions, "sums": sums}
+                partial = {"epoch": epoch, "positions": positions, "sums": every_sums}
                 save_checkpoint(
                     self.workdir,
                     self.model,
@@ -413,7 +423,8 @@ class Trainer:
                         f"{self.workdir}: the run was checkpointed by {len(partial['positions'])}"
                         f" processes; resume it with --nproc {len(partial['positions'])}"
                     )
-                start = {"position": partial["positions"][self.world.rank], "sums": partial["sums"]}
+                rank = self.world.rank
+                start = {"position": partial["positions"][rank], "sums": partial["sums"][rank]}
             at_position = self._checkpoint_within(epoch, state, best)
             record = {"epoch": epoch, **self.train_epoch(train, epoch, start, at_position)}
             with self.evaluated_weights():
