@@ -168,6 +168,44 @@ def _undecodable(where: str) -> BadRow:
     )
 
 
+def _columns(path: Path, header: list[str], options: ReaderOptions) -> dict[str, int]:
+    """Where each column the rows must have is in ``header``: named once, or an error."""
+    for name, flag in _required_fields(options):
+        if name not in header:
+            raise ValueError(
+                f"{path}:1: no column {name!r} in the header (columns: {_shown(header)}); "
+                f"name the right one with {flag}"
+            )
+        if header.count(name) > 1:
+            raise ValueError(
+                f"{path}:1: the header has {header.count(name)} columns named {name!r}; "
+                "rename all but one, or name another column with " + flag
+            )
+    return {name: header.index(name) for name, _ in _required_fields(options)}
+
+
+def _fields_row(
+    where: str, line: int, row: list[str], width: int, columns: dict, options: ReaderOptions
+) -> Example | BadRow:
+    """The example of a CSV/TSV row of ``width`` fields (the header's), or why it is bad."""
+    if len(row) != width:
+        return BadRow(
+            where,
+            "wrong number of fields",
+            f"{len(row)} fields where the header has {width}; "
+            "quote fields that contain the delimiter or pass --skip-bad-rows",
+        )
+    values = {name: row[at] for name, at in columns.items()}
+    return _check(
+        where,
+        line,
+        values[options.text_field],
+        values.get(options.label_field),
+        options,
+        values.get(options.id_field),
+    )
+
+
 def _read_delimited(
     path: Path, options: ReaderOptions, delimiter: str
 ) -> Iterator[Example | BadRow]:
@@ -182,18 +220,7 @@ def _read_delimited(
     if header is None:
         raise ValueError(f"{path}: the file is empty; it needs a header row and data rows")
     header = [h.strip() for h in header]
-    for name, flag in _required_fields(options):
-        if name not in header:
-            raise ValueError(
-                f"{path}:1: no column {name!r} in the header (columns: {_shown(header)}); "
-                f"name the right one with {flag}"
-            )
-        if header.count(name) > 1:
-            raise ValueError(
-                f"{path}:1: the header has {header.count(name)} columns named {name!r}; "
-                "rename all but one, or name another column with " + flag
-            )
-    columns = {name: header.index(name) for name, _ in _required_fields(options)}
+    columns = _columns(path, header, options)
     line = reader.line_num
     while True:
         try:
@@ -216,23 +243,7 @@ def _read_delimited(
             continue
         if not row:
             continue  # blank line
-        if len(row) != len(header):
-            yield BadRow(
-                where,
-                "wrong number of fields",
-                f"{len(row)} fields where the header has {len(header)}; "
-                "quote fields that contain the delimiter or pass --skip-bad-rows",
-            )
-            continue
-        values = {name: row[at] for name, at in columns.items()}
-        yield _check(
-            where,
-            start,
-            values[options.text_field],
-            values.get(options.label_field),
-            options,
-            values.get(options.id_field),
-        )
+        yield _fields_row(where, start, row, len(header), columns, options)
 
 
 def _numbered_lines(path: Path) -> Iterator[tuple[int, str] | BadRow]:
@@ -336,13 +347,7 @@ def line_parser(path: Path, fmt: str, options: ReaderOptions, header: str | None
     names = [
         h.strip() for h in next(csv.reader([(header or "").rstrip("\r\n")], delimiter=delimiter))
     ]
-    for name, flag in _required_fields(options):
-        if name not in names:
-            raise ValueError(
-                f"{path}:1: no column {name!r} in the header (columns: {_shown(names)}); "
-                f"name the right one with {flag}"
-            )
-    columns = {name: names.index(name) for name, _ in _required_fields(options)}
+    columns = _columns(path, names, options)
 
     def parse(where: str, number: int, line: str) -> Example | BadRow:
         try:
@@ -354,22 +359,7 @@ def line_parser(path: Path, fmt: str, options: ReaderOptions, header: str | None
                 f"not one valid CSV row on one line ({error}); --stream reads a row per "
                 "line: fix the quotes or pass --skip-bad-rows",
             )
-        if len(row) != len(names):
-            return BadRow(
-                where,
-                "wrong number of fields",
-                f"{len(row)} fields where the header has {len(names)}; "
-                "quote fields that contain the delimiter or pass --skip-bad-rows",
-            )
-        values = {name: row[at] for name, at in columns.items()}
-        return _check(
-            where,
-            number,
-            values[options.text_field],
-            values.get(options.label_field),
-            options,
-            values.get(options.id_field),
-        )
+        return _fields_row(where, number, row, len(names), columns, options)
 
     return parse
 

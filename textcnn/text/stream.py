@@ -137,6 +137,8 @@ def scan_corpus(
     """One pass over ``path``: the streamed training corpus and, with ``dev_fraction``,
     its dev rows (held out by hash, see the module's note) as a corpus in memory."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: a folder; --stream reads one CSV, TSV, JSONL or fastText file")
     if not path.is_file():
         raise ValueError(f"{path}: no such file (--stream reads one file)")
     fmt = options.format or detect_format(path)
