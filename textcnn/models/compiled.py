@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from numba import njit, prange
 
-from .folded import FoldedTextCNN
+from .folded import channel_sum, filter_biases
 from .naive_bayes import BIGRAM_HASH
 from .textcnn import TextCNN
 
@@ -128,29 +128,41 @@ def _batch(parallel: bool):
 _serial, _parallel = _batch(False), _batch(True)
 
 
+def token_major_table(model: TextCNN) -> np.ndarray:
+    """(V + 1) x (sum of the widths x F): row t holds token t's row of every width's
+    offset-j table (:class:`~.folded.FoldedTextCNN`), width by width, offset by offset, so
+    that a window's rows come from few places in memory; row V is the zero row (a position
+    outside the text). One matrix product, straight into that layout."""
+    convs = [branch.conv.conv for branch in model.ngrams.values()]
+    with torch.no_grad():
+        weights = torch.cat([c.weight[:, :, j] for c in convs for j in range(c.kernel_size[0])])
+        embeddings = channel_sum(model).float()
+        table = torch.zeros(len(embeddings) + 1, len(weights))
+        torch.matmul(embeddings, weights.float().T, out=table[:-1])
+    if not table.isfinite().all():
+        raise ValueError(
+            "the weights are too large for n-gram tables (they overflow float32): the model "
+            "was damaged, or use inference='conv'"
+        )
+    return table.numpy()
+
+
 class CompiledTextCNN:
     """A trained :class:`~.textcnn.TextCNN`, folded, as flat arrays for the compiled forward
     pass: probabilities of a batch given as flat token ids and offsets, calibrated by
     ``temperature``, a softmax or (``sigmoid``) one sigmoid per label."""
 
     def __init__(self, model: TextCNN, sigmoid: bool) -> None:
-        folded = FoldedTextCNN(model)
         cfg = model.config
-        rows = cfg.vocab_size + 1  # each width's table: k blocks (one per offset) of rows,
-        blocks = [  # then a -inf row the compiled pass does not need
-            t[:-1].detach().float().numpy().reshape(k, rows, -1).transpose(1, 0, 2)
-            for t, k in zip(folded.tables, cfg.kernel_sizes, strict=True)
-        ]
         self.widths = np.array(cfg.kernel_sizes, dtype=np.int64)
-        self.bases = np.zeros(len(blocks), dtype=np.int64)  # a width's first offset
+        self.bases = np.zeros(len(self.widths), dtype=np.int64)  # a width's first offset
         self.bases[1:] = np.cumsum(cfg.kernel_sizes)[:-1]
-        # token-major: every row a token takes part in (each width and offset) side by side,
-        # so a window's rows come from few places in memory rather than one per offset
-        self.table = np.ascontiguousarray(np.concatenate(blocks, axis=1).reshape(rows, -1))
+        self.table = token_major_table(model)
+        self.bias = filter_biases(model).float().numpy()
+        classifier = model.classifier
         self.vocab_size, self.wide = cfg.vocab_size, cfg.wide
-        self.bias = folded.bias.detach().float().numpy()
-        self.weight = np.ascontiguousarray(folded.classifier.weight.detach().float().numpy())
-        self.head_bias = folded.classifier.bias.detach().float().numpy()
+        self.weight = np.ascontiguousarray(classifier.weight.detach().float().numpy())
+        self.head_bias = classifier.bias.detach().float().numpy()
         channel = model.naive_bayes
         self.ngram_weight = cfg.ngram_weight if channel is not None else 0.0
         if channel is not None:

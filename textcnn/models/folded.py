@@ -38,6 +38,22 @@ def table_bytes(cfg: TextCNNConfig, dtype: torch.dtype = torch.float32) -> int:
     return rows * cfg.num_filters * torch.empty(0, dtype=dtype).element_size()
 
 
+def channel_sum(model: TextCNN) -> torch.Tensor:
+    """V x E: the embeddings the convolutions see, the two channels added for multichannel
+    (each filter applies to both; the convolution is linear)."""
+    embeddings = model.embedding.weight.detach()
+    if model.static_embedding is not None:
+        embeddings = embeddings + model.static_embedding.weight.detach()
+    return embeddings
+
+
+def filter_biases(model: TextCNN) -> torch.Tensor:
+    """Every filter's bias, width by width (zeros for a convolution without one)."""
+    convs = [branch.conv.conv for branch in model.ngrams.values()]
+    biases = [c.bias if c.bias is not None else c.weight.new_zeros(len(c.weight)) for c in convs]
+    return torch.cat(biases).detach().clone()
+
+
 class FoldedTextCNN(nn.Module):
     """A trained :class:`TextCNN` for inference only: same logits, same winning windows."""
 
@@ -48,10 +64,8 @@ class FoldedTextCNN(nn.Module):
         self.classifier = model.classifier  # shared: the head is unchanged
         self.with_ngrams = model.with_ngrams  # and the n-gram channel
         with torch.no_grad():
-            embeddings = model.embedding.weight  # V x E
-            if model.static_embedding is not None:  # multichannel: the channels add up
-                embeddings = embeddings + model.static_embedding.weight
-            tables, biases = [], []
+            embeddings = channel_sum(model)  # V x E
+            tables = []
             zeros = torch.zeros(1, cfg.num_filters, device=embeddings.device)
             for branch in model.ngrams.values():
                 conv = branch.conv.conv
@@ -70,12 +84,9 @@ class FoldedTextCNN(nn.Module):
                     )
                 blocks = [table, torch.full_like(zeros, float("-inf")).to(dtype)]
                 tables.append(torch.cat(blocks).contiguous())
-                biases.append(
-                    conv.bias if conv.bias is not None else torch.zeros_like(weight[:, 0, 0])
-                )
         self.tables = nn.ParameterList(nn.Parameter(t, requires_grad=False) for t in tables)
         # a constant per filter: max(window + b) = max(window) + b, so it is added after pooling
-        self.register_buffer("bias", torch.cat(biases).detach().clone())
+        self.register_buffer("bias", filter_biases(model))
 
     def _windows(self, token_ids: torch.Tensor, lengths: torch.Tensor, k: int, table):
         """N x windows x F: every window of width ``k`` before bias and ReLU; windows past

@@ -22,9 +22,12 @@ the tokens' UTF-8 bytes (FNV-1a).
 from __future__ import annotations
 
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import accumulate
 
+import numba
 import numpy as np
 from numba import njit
 from tokenizers import Tokenizer
@@ -33,67 +36,80 @@ from .tokenizer import CHARS_PER_TOKEN, UNK, WORDS_PATTERN, encode_batch
 
 WORD, WORDPIECE = 0, 1
 MAX_WORD_CHARS = 100  # a longer word is [UNK] to WordPiece (max_input_chars_per_word)
+PARALLEL_FROM = 2048  # texts in a batch from which threads share it
+
+
+EMPTY = np.uint64(2**64 - 1)  # a free slot's last field
+LOW32 = np.uint64(2**32 - 1)
 
 
 @dataclass
 class HashedVocabulary:
-    """Tokens' bytes back to back, where each starts, its id, and a slot table."""
+    """Tokens' bytes back to back, and an open-addressing table of 32-byte slots (FNV-1a
+    of the bytes): the hash, the first 8 bytes, where the bytes start, and the id (high 32
+    bits) with the length (low 32). A lookup reads one slot, and the bytes only for a token
+    longer than 8 (four arrays apart, it missed the cache four times)."""
 
     keys: np.ndarray  # uint8
-    starts: np.ndarray  # int64, one more than tokens
-    ids: np.ndarray  # int64
-    slots: np.ndarray  # int64: a token's index, or -1
+    slots: np.ndarray  # uint64, size x 4; EMPTY in the last field of a free one
 
     @classmethod
     def of(cls, vocab: dict[str, int]) -> HashedVocabulary:
-        tokens = list(vocab)
-        encoded = [t.encode("utf-8") for t in tokens]
+        encoded = [t.encode("utf-8") for t in vocab]
         starts = np.zeros(len(encoded) + 1, dtype=np.int64)
         starts[1:] = np.cumsum([len(e) for e in encoded])
         keys = np.frombuffer(b"".join(encoded), dtype=np.uint8).copy()
-        ids = np.array([vocab[t] for t in tokens], dtype=np.int64)
-        size = 1 << max(4, (2 * len(tokens)).bit_length())
-        slots = _fill(keys, starts, np.full(size, -1, dtype=np.int64))
-        return cls(keys, starts, ids, slots)
+        ids = np.array(list(vocab.values()), dtype=np.int64)
+        size = 1 << max(4, (2 * len(encoded)).bit_length())
+        slots = np.zeros((size, 4), dtype=np.uint64)
+        slots[:, 3] = EMPTY
+        return cls(keys, _fill(keys, starts, ids, slots))
 
 
-@njit(cache=True)
-def _hash(buf, start, end):
+@njit(cache=True, inline="always")
+def _hash_and_head(buf, start, end):
+    """FNV-1a of ``buf[start:end]``, and its first 8 bytes as one number."""
     h = np.uint64(14695981039346656037)
+    head = np.uint64(0)
     for i in range(start, end):
         h ^= np.uint64(buf[i])
         h *= np.uint64(1099511628211)
-    return h
+        if i - start < 8:
+            head |= np.uint64(buf[i]) << np.uint64(8 * (i - start))
+    return h, head
 
 
 @njit(cache=True)
-def _fill(keys, starts, slots):
+def _fill(keys, starts, ids, slots):
     mask = np.uint64(len(slots) - 1)
     for token in range(len(starts) - 1):
-        slot = _hash(keys, starts[token], starts[token + 1]) & mask
-        while slots[slot] != -1:
+        h, head = _hash_and_head(keys, starts[token], starts[token + 1])
+        slot = h & mask
+        while slots[slot, 3] != EMPTY:
             slot = (slot + np.uint64(1)) & mask
-        slots[slot] = token
+        length = np.uint64(starts[token + 1] - starts[token])
+        slots[slot, 0], slots[slot, 1], slots[slot, 2] = h, head, np.uint64(starts[token])
+        slots[slot, 3] = (np.uint64(ids[token]) << np.uint64(32)) | length
     return slots
 
 
-@njit(cache=True)
-def _lookup(buf, start, end, keys, starts, ids, slots):
+@njit(cache=True, inline="always")
+def _lookup(buf, start, end, keys, slots):
     """The id of ``buf[start:end]`` in the vocabulary, or -1."""
     mask = np.uint64(len(slots) - 1)
-    slot = _hash(buf, start, end) & mask
-    size = end - start
-    while slots[slot] != -1:
-        token = slots[slot]
-        a = starts[token]
-        if starts[token + 1] - a == size:
+    h, head = _hash_and_head(buf, start, end)
+    size = np.uint64(end - start)
+    slot = h & mask
+    while slots[slot, 3] != EMPTY:
+        if slots[slot, 0] == h and slots[slot, 1] == head and slots[slot, 3] & LOW32 == size:
+            a = np.int64(slots[slot, 2])
             same = True
-            for i in range(size):
+            for i in range(8, end - start):  # the first 8 bytes matched already
                 if keys[a + i] != buf[start + i]:
                     same = False
                     break
             if same:
-                return ids[token]
+                return np.int64(slots[slot, 3] >> np.uint64(32))
         slot = (slot + np.uint64(1)) & mask
     return -1
 
@@ -199,7 +215,7 @@ def _bert_words(text, n, spans):
 
 @njit(cache=True)
 def _word_pieces(
-    text, a, b, unk, keys, starts, ids, slots, cont_keys, cont_starts, cont_ids, cont_slots, out
+    text, a, b, unk, keys, slots, cont_keys, cont_slots, out
 ):  # fmt: skip
     """The WordPiece ids of the word ``text[a:b]`` into ``out``; their count."""
     if b - a > MAX_WORD_CHARS:
@@ -212,9 +228,9 @@ def _word_pieces(
         found = -1
         while end > start:
             if start == a:
-                found = _lookup(text, start, end, keys, starts, ids, slots)
+                found = _lookup(text, start, end, keys, slots)
             else:
-                found = _lookup(text, start, end, cont_keys, cont_starts, cont_ids, cont_slots)
+                found = _lookup(text, start, end, cont_keys, cont_slots)
             if found >= 0:
                 break
             end -= 1
@@ -227,66 +243,104 @@ def _word_pieces(
     return count
 
 
-@njit(cache=True, nogil=True)
-def encode_ascii(
-    buf, offsets, kind, lowercase, max_length, unk,
-    keys, starts, ids, slots, cont_keys, cont_starts, cont_ids, cont_slots,
+@njit(cache=True, inline="always")
+def _encode_text(
+    buf, start, end, kind, lowercase, unk,
+    keys, slots, cont_keys, cont_slots, out, scratch, spans, piece_ids,
 ):  # fmt: skip
-    """Token ids of every text ``buf[offsets[t]:offsets[t + 1]]`` (ASCII), truncated to
-    ``max_length``: (ids, offsets of each text's ids, truncated)."""
+    """The token ids of ``buf[start:end]`` into ``out``, as many as it holds (the maximum
+    length, or fewer when the text has fewer characters: at most one token each): their
+    count, and whether the text was cut short."""
+    n = _normalise(buf, start, end, lowercase, kind, scratch)
+    words = _word_tokens(scratch, n, spans) if kind == WORD else _bert_words(scratch, n, spans)
+    made = 0
+    for w in range(words):
+        a, b = spans[w, 0], spans[w, 1]
+        if kind == WORD:
+            if made == len(out):
+                return made, True
+            found = _lookup(scratch, a, b, keys, slots)
+            out[made] = found if found >= 0 else unk
+            made += 1
+            continue
+        # WordPiece: the longest known piece from the left, then ##pieces; a word with a
+        # part no piece fits (or of over 100 characters) is [UNK] as a whole
+        pieces = _word_pieces(
+            scratch, a, b, unk, keys, slots, cont_keys, cont_slots, piece_ids,
+        )  # fmt: skip
+        for p in range(pieces):
+            if made == len(out):
+                return made, True
+            out[made] = piece_ids[p]
+            made += 1
+    return made, False
+
+
+@njit(cache=True, nogil=True)
+def _encode_batch(
+    buf, offsets, kind, lowercase, max_length, unk, keys, slots, cont_keys, cont_slots
+):  # fmt: skip
     texts = len(offsets) - 1
-    out = np.empty(texts * max_length, dtype=np.int64)
-    out_offsets = np.zeros(texts + 1, dtype=np.int64)
-    truncated = np.zeros(texts, dtype=np.bool_)
+    room = 0  # a text has at most one token a character, and max_length
     longest = 0
     for t in range(texts):
+        room += min(max_length, offsets[t + 1] - offsets[t])
         longest = max(longest, offsets[t + 1] - offsets[t])
+    out = np.empty(room, dtype=np.int64)
+    out_offsets = np.zeros(texts + 1, dtype=np.int64)
+    truncated = np.zeros(texts, dtype=np.bool_)
     scratch = np.empty(longest + 1, dtype=np.uint8)
     spans = np.empty((longest + 1, 2), dtype=np.int64)
     piece_ids = np.empty(MAX_WORD_CHARS + 1, dtype=np.int64)
     at = 0
     for t in range(texts):
-        n = _normalise(buf, offsets[t], offsets[t + 1], lowercase, kind, scratch)
-        words = _word_tokens(scratch, n, spans) if kind == WORD else _bert_words(scratch, n, spans)
-        made = 0
-        for w in range(words):
-            a, b = spans[w, 0], spans[w, 1]
-            if kind == WORD:
-                if made == max_length:
-                    truncated[t] = True
-                    break
-                found = _lookup(scratch, a, b, keys, starts, ids, slots)
-                out[at + made] = found if found >= 0 else unk
-                made += 1
-                continue
-            # WordPiece: the longest known piece from the left, then ##pieces; a word with
-            # a part no piece fits (or of over 100 characters) is [UNK] as a whole
-            pieces = _word_pieces(
-                scratch,
-                a,
-                b,
-                unk,
-                keys,
-                starts,
-                ids,
-                slots,
-                cont_keys,
-                cont_starts,
-                cont_ids,
-                cont_slots,
-                piece_ids,
-            )
-            for p in range(pieces):
-                if made == max_length:
-                    truncated[t] = True
-                    break
-                out[at + made] = piece_ids[p]
-                made += 1
-            if truncated[t]:
-                break
+        start, end = offsets[t], offsets[t + 1]
+        made, truncated[t] = _encode_text(
+            buf, start, end, kind, lowercase, unk, keys, slots, cont_keys, cont_slots,
+            out[at : at + min(max_length, end - start)], scratch, spans, piece_ids,
+        )  # fmt: skip
         at += made
         out_offsets[t + 1] = at
     return out[:at], out_offsets, truncated
+
+
+def encode_ascii(buf, offsets, kind, lowercase, max_length, unk, first, continuation):
+    """Token ids of every text ``buf[offsets[t]:offsets[t + 1]]`` (ASCII), truncated to
+    ``max_length``: (ids, offsets of each text's ids, truncated). ``first`` and
+    ``continuation`` are the vocabulary's word-initial and ``##`` pieces. From
+    :data:`PARALLEL_FROM` texts, the batch is cut into one part a thread (numba's count),
+    encoded at once (the compiled code releases the GIL)."""
+    texts = len(offsets) - 1
+    parts = numba.get_num_threads() if texts >= PARALLEL_FROM else 1
+    vocabulary = (first.keys, first.slots, continuation.keys, continuation.slots)
+    if parts <= 1:
+        return _encode_batch(buf, offsets, kind, lowercase, max_length, unk, *vocabulary)
+    cuts = [texts * i // parts for i in range(parts + 1)]
+    done = list(
+        _pool(parts).map(
+            lambda a, b: _encode_batch(
+                buf, offsets[a : b + 1], kind, lowercase, max_length, unk, *vocabulary
+            ),
+            cuts[:-1],
+            cuts[1:],
+        )
+    )
+    ids = np.concatenate([part[0] for part in done])
+    lengths = np.concatenate([np.diff(part[1]) for part in done])
+    out_offsets = np.zeros(texts + 1, dtype=np.int64)
+    np.cumsum(lengths, out=out_offsets[1:])
+    return ids, out_offsets, np.concatenate([part[2] for part in done])
+
+
+_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """This process's pool of ``threads`` threads (a forked child makes its own)."""
+    key = (os.getpid(), threads)
+    if key not in _pools:
+        _pools[key] = ThreadPoolExecutor(threads, thread_name_prefix="textcnn-encode")
+    return _pools[key]
 
 
 class CompiledEncoder:
@@ -346,11 +400,9 @@ class CompiledEncoder:
         cut = [t[:budget] if ok else "" for t, ok in zip(texts, fast, strict=True)]
         offsets = np.array([0, *accumulate(map(len, cut))], dtype=np.int64)
         buf = np.frombuffer("".join(cut).encode("ascii"), dtype=np.uint8)
-        a, b = self.tables
         ids, spans, truncated = encode_ascii(
-            buf, offsets, self.kind, self.lowercase, self.max_length, self.unk,
-            a.keys, a.starts, a.ids, a.slots, b.keys, b.starts, b.ids, b.slots,
-        )  # fmt: skip
+            buf, offsets, self.kind, self.lowercase, self.max_length, self.unk, *self.tables
+        )
         # Non-ASCII texts, and ASCII ones cut short without filling the maximum length (very
         # long words): the tokenizers library on the whole text
         slow = [
