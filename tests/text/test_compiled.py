@@ -51,7 +51,7 @@ def test_every_ascii_character_and_their_mixes(kind):
 def test_unicode_goes_to_the_library_text_by_text(kind):
     alphabet = list("abc ,.'") + ["\u0301", "\u0308", "é", "ñ", "日", "本", "語", "한", "🎬", "😀",
                                    "\u200b", "\u00a0", "ﬁ", "Ⅻ", "\ufffd"]  # fmt: skip
-    texts = random_texts(alphabet, 2000, seed=1)
+    texts = random_texts(alphabet, 2500, seed=1)  # past PARALLEL_FROM: cut among threads
     same_as_the_library(tokenizer_of(kind, texts[:200]), texts)
 
 

@@ -221,7 +221,17 @@ class TextClassifier:
         """For every text, its labels, most probable first: ``"auto"`` the top one (a
         multi-label model: the labels it assigns), an integer k the k most probable, None
         every label."""
-        return [r.predictions for r in self.classify(texts, top_k, batch_size=batch_size)]
+        check_top_k(top_k)
+        probs = self._scores(self.encode(texts), batch_size)
+        _, shown = shown_classes(probs, self._assigned_if_several(probs), top_k)
+        with collection_paused():
+            return self._predictions(probs.tolist(), shown)
+
+    def _predictions(self, rows: list[list[float]], shown: list[list[int]]):
+        """Per text, a :class:`Prediction` of each class in ``shown``, from its scores."""
+        labels = self.labels
+        pairs = zip(rows, shown, strict=True)
+        return [[Prediction(labels[c], row[c]) for c in classes] for row, classes in pairs]
 
     def classify(
         self,
@@ -245,11 +255,12 @@ class TextClassifier:
         labels, results = self.labels, []
         with collection_paused():
             rows, truncated = probs.tolist(), encoded.truncated.tolist()  # lists: per text
-            for n, (classes, gave) in enumerate(zip(shown, given, strict=True)):  # costs less
+            predictions = self._predictions(rows, shown)
+            for n, gave in enumerate(given):  # costs less than numpy per text
                 row = rows[n]
                 results.append(
                     Result(
-                        [Prediction(labels[c], row[c]) for c in classes],
+                        predictions[n],
                         truncated[n],
                         None if why is None else why[n].get(gave[0], []) if gave else [],
                         tuple(labels[c] for c in gave),
