@@ -25,6 +25,7 @@ import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import accumulate
 
 import numba
 import numpy as np
@@ -352,6 +353,7 @@ class CompiledEncoder:
         self.kind, self.lowercase = kind, lowercase
         self.max_length = tokenizer.truncation["max_length"]
         self.unk = tokenizer.token_to_id(UNK)
+        self._settings = (kind, lowercase, self.max_length, self.unk)  # encode_ascii's
         vocab = tokenizer.get_vocab()
         initial = {t: i for t, i in vocab.items() if kind == WORD or not t.startswith("##")}
         continuation = {
@@ -395,24 +397,24 @@ class CompiledEncoder:
         """(ids, offsets, truncated): text t's ids are ``ids[offsets[t]:offsets[t + 1]]``.
         Texts are cleaned already (:func:`~.tokenizer.clean_text`)."""
         budget = self.max_length * CHARS_PER_TOKEN  # past it a text is truncated anyway
-        lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+        lengths = list(map(len, texts))
         joined = "".join(texts)
-        if joined.isascii():  # the common case: no text to cut out or send elsewhere
-            fast = np.ones(len(texts), dtype=bool)
-            cut = texts if lengths.max(initial=0) <= budget else [t[:budget] for t in texts]
-        else:
-            fast = np.fromiter(map(str.isascii, texts), dtype=bool, count=len(texts))
-            cut = [t[:budget] if ok else "" for t, ok in zip(texts, fast.tolist(), strict=True)]
-        joined = joined if cut is texts else "".join(cut)
-        offsets = np.zeros(len(texts) + 1, dtype=np.int64)
-        np.cumsum(np.minimum(lengths, budget) * fast, out=offsets[1:])
-        buf = np.frombuffer(joined.encode("ascii"), dtype=np.uint8)
-        ids, spans, truncated = encode_ascii(
-            buf, offsets, self.kind, self.lowercase, self.max_length, self.unk, *self.tables
-        )
+        if joined.isascii() and max(lengths, default=0) <= budget:  # the common case
+            offsets = np.array([0, *accumulate(lengths)], dtype=np.int64)
+            buf = np.frombuffer(joined.encode("ascii"), dtype=np.uint8)
+            return encode_ascii(buf, offsets, *self._settings, *self.tables)
+        fast = [t.isascii() for t in texts]
+        cut = [t[:budget] if ok else "" for t, ok in zip(texts, fast, strict=True)]
+        offsets = np.array([0, *accumulate(map(len, cut))], dtype=np.int64)
+        buf = np.frombuffer("".join(cut).encode("ascii"), dtype=np.uint8)
+        ids, spans, truncated = encode_ascii(buf, offsets, *self._settings, *self.tables)
         # Non-ASCII texts, and ASCII ones cut short without filling the maximum length (very
         # long words): the tokenizers library on the whole text
-        slow = np.flatnonzero(~fast | ((lengths > budget) & ~truncated)).tolist()
+        slow = [
+            i
+            for i, (ok, n) in enumerate(zip(fast, lengths, strict=True))
+            if not ok or (n > budget and not truncated[i])
+        ]
         if not slow:
             return ids, spans, truncated
         encodings = encode_batch(self.tokenizer, [texts[i] for i in slow])
