@@ -1,6 +1,7 @@
 """Where the compiled path's time goes: the kernel alone (no tokenizer, no Python around
 it), on one thread and on all, with the tables' rows out of cache (the real vocabulary)
-and in cache (every id folded onto 500 tokens); one text, warm and cold; the tokenizer.
+and in cache (every id folded onto 500 tokens); one text, warm and cold; the tokenizer;
+importing textcnn and loading the model in a fresh process.
 
     python benchmarks/kernel.py [--model DIR] [--repeats 7]
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -45,6 +47,20 @@ def microseconds(function, calls) -> float:
     return 1e6 * statistics.median(times)
 
 
+def load_seconds(model_dir: Path, repeats: int = 3) -> float:
+    """Median seconds a fresh process takes to import textcnn and load ``model_dir`` (the
+    textcnn on ``PYTHONPATH``, so that another checkout can be timed alike)."""
+    code = (
+        "import sys, time; started = time.perf_counter(); import textcnn; "
+        "textcnn.load(sys.argv[1]); print(time.perf_counter() - started)"
+    )
+    command = [sys.executable, "-c", code, str(model_dir)]
+    runs = [
+        subprocess.run(command, capture_output=True, text=True, check=True) for _ in range(repeats)
+    ]
+    return statistics.median(float(run.stdout) for run in runs)
+
+
 def measure(model_dir: Path, texts: list[str], repeats: int) -> dict:
     classifier = textcnn.load(model_dir)
     kernel = classifier.compiled
@@ -68,6 +84,7 @@ def measure(model_dir: Path, texts: list[str], repeats: int) -> dict:
     )
     result["tokenizer, texts_per_s"] = rate(lambda: classifier.encode(texts), len(texts), repeats)
     result["tokens_per_text"] = len(ids) / len(texts)
+    result["import and load, s (a fresh process)"] = load_seconds(model_dir)
     result["table_mb"] = classifier.inference["table_mb"]
     return result
 

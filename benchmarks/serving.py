@@ -54,15 +54,20 @@ end
 
 
 def start_server(
-    model: Path, settings: dict, workers: int = 1, extra: list[str] = ()
+    model: Path, settings: dict, workers: int = 1, extra: list[str] = (), root: Path | None = None
 ) -> tuple[subprocess.Popen, str]:
+    """A ``textcnn serve`` of ``model`` on a free port, once ready; ``root``: the checkout
+    whose textcnn runs (default: the installed one)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {**os.environ, **{f"TEXTCNN_{k}": v for k, v in settings.items()}}
+    if root is not None:
+        env["PYTHONPATH"] = str(root)
     command = [sys.executable, "-m", "textcnn.cli", "serve", "--model", str(model)]
     process = subprocess.Popen(
         [*command, *extra, "--port", str(port), "--workers", str(workers)],
+        cwd=root,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
