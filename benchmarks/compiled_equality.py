@@ -94,10 +94,14 @@ def check(name: str, recipe: str, epochs: int, work: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("corpora", nargs="*", default=list(CORPORA[:5]), choices=CORPORA)
+    # checked below: Python 3.11's argparse tests an empty nargs="*" against the choices
+    parser.add_argument("corpora", nargs="*", help=f"of {', '.join(CORPORA)}; default: the first 5")
     parser.add_argument("--recipe", nargs="+", default=RECIPE_NAMES, choices=RECIPE_NAMES)
     parser.add_argument("--epochs", type=int, default=1)
     args = parser.parse_args()
+    args.corpora = args.corpora or list(CORPORA[:5])
+    if unknown := [name for name in args.corpora if name not in CORPORA]:
+        parser.error(f"unknown corpora {', '.join(unknown)}; choose from {', '.join(CORPORA)}")
     logging.basicConfig(level=logging.WARNING)
     missing = [name for name in args.corpora if not (DATA / name).is_dir()]
     if missing:

@@ -319,7 +319,9 @@ class TextClassifier:
             begin = encoding.offsets[first[f]][0]
             end = encoding.offsets[last[f]][1]
             merged[(begin, end)] = merged.get((begin, end), 0.0) + float(votes[f])
-        best = sorted(merged.items(), key=lambda item: -item[1])[:spans]
+        # by the weight as reported (4 decimals), then by position: paths whose sums differ
+        # in float rounding (the convolutions, the tables) list the same spans in one order
+        best = sorted(merged.items(), key=lambda item: (-round(item[1], 4), item[0]))[:spans]
         return [Evidence(text[b:e], b, e, round(w, 4)) for (b, e), w in best]
 
     def label_ids(self, labels: Sequence[str], source: str = "the data") -> torch.Tensor:
