@@ -81,12 +81,12 @@ def _one_text(
                 grams[count] = vocab_size + (token * BIGRAM_HASH + ids[start + i + 1]) % buckets
                 count += 1
         kept = np.sort(grams[:count])
-        for c in range(classes):
-            total = prior[c]
+        for c in range(classes):  # in PyTorch's order: the n-grams, then the prior
+            total = np.float32(0.0)
             for i in range(count):
                 if i == 0 or kept[i] != kept[i - 1]:
                     total += ngram_table[kept[i], c]
-            logits[c] += ngram_weight * total
+            logits[c] += ngram_weight * (total + prior[c])
     logits /= temperature
     if sigmoid:
         for c in range(classes):
