@@ -106,11 +106,14 @@ def test_a_killed_search_resumes_with_its_finished_trials(corpus, tmp_path):
     while time.time() < deadline and process.poll() is None:
         time.sleep(0.5)
         if database.exists():
-            with sqlite3.connect(database) as db:
-                done = db.execute(
-                    "select number, value from trials t left join trial_values v "
-                    "on t.trial_id = v.trial_id where state = 'COMPLETE' order by number"
-                ).fetchall()
+            try:
+                with sqlite3.connect(database) as db:
+                    done = db.execute(
+                        "select number, value from trials t left join trial_values v "
+                        "on t.trial_id = v.trial_id where state = 'COMPLETE' order by number"
+                    ).fetchall()
+            except sqlite3.OperationalError:  # the file is there, its tables not yet
+                continue
             if len(done) >= 2:
                 break
     process.send_signal(signal.SIGKILL)
