@@ -49,3 +49,16 @@ def test_a_kill_between_the_renames_is_recovered_by_the_next_write(tmp_path):
     os.replace(final, tmp_path / ".model-best.old")
     artifacts.recover_directory(final)
     assert (final / "config.json").read_text() == "new"
+
+
+def test_a_model_built_during_a_lazy_load_is_still_initialised():
+    import torch
+    from torch import nn
+
+    with artifacts._initialisers_skipped():  # a load elsewhere builds on the meta device
+        with torch.device("meta"):
+            skipped = nn.Linear(64, 64)
+        real = nn.Linear(64, 64)
+    assert skipped.weight.is_meta
+    assert real.weight.abs().sum() > 0 and real.weight.std() > 0
+    assert nn.init.normal_(torch.zeros(8)).abs().sum() > 0  # restored afterwards

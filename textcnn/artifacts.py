@@ -200,13 +200,21 @@ def check_model_dir(model_dir: Path) -> Path:
 
 @contextlib.contextmanager
 def _initialisers_skipped() -> Iterator[None]:
-    """``torch.nn.init``'s initialisers as no-ops, for a model built on the meta device:
-    there is nothing to fill, and the first random fill of a meta tensor imports
-    ``torch._dynamo``, 1.6 s of every load."""
+    """``torch.nn.init``'s initialisers as no-ops on meta tensors, for a model built on the
+    meta device: there is nothing to fill, and the first random fill of a meta tensor
+    imports ``torch._dynamo``, 1.6 s of every load. A real tensor (another thread's model,
+    built meanwhile) is still initialised."""
     names = [n for n in dir(nn.init) if n.endswith("_") and not n.startswith("_")]
     saved = {name: getattr(nn.init, name) for name in names}
+
+    def skipped(original):
+        def initialise(tensor, *args, **kwargs):
+            return tensor if tensor.is_meta else original(tensor, *args, **kwargs)
+
+        return initialise
+
     for name in names:
-        setattr(nn.init, name, lambda tensor, *args, **kwargs: tensor)
+        setattr(nn.init, name, skipped(saved[name]))
     try:
         yield
     finally:
