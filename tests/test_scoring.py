@@ -107,6 +107,25 @@ def test_stdin_to_stdout(model_dir):
     assert [r["id"] for r in rows] == ["1", "3"]
 
 
+@pytest.mark.parametrize("source", ["file", "stdin"])
+def test_a_line_that_is_not_utf8_is_named_or_skipped(model_dir, tmp_path, source):
+    data = b"\xef\xbb\xbfgood film\r\nbad \xff bytes\n\nawful\n"
+    path = tmp_path / "in.txt"
+    path.write_bytes(data)
+    where = [str(path)] if source == "file" else ["-"]
+    given = {"input": data} if source == "stdin" else {}
+    out = tmp_path / "out.jsonl"
+    refused = runner.invoke(app, ["score", str(model_dir), *where, "-o", str(out)], **given)
+    assert refused.exit_code == 1 and ":2: bytes that are not UTF-8" in refused.output
+    result = runner.invoke(
+        app,
+        ["score", str(model_dir), *where, "-o", str(tmp_path / "kept.jsonl"), "--skip-bad-rows"],
+        **given,
+    )
+    assert result.exit_code == 0, result.output
+    assert ids_of(tmp_path / "kept.jsonl") == ["1", "4"]  # the BOM and the \r\n are not text
+
+
 def test_refuses_to_overwrite_without_resume(model_dir, tmp_path):
     source = tmp_path / "in.txt"
     source.write_text("good\n")

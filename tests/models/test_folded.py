@@ -1,12 +1,14 @@
 """The folded n-gram tables, in PyTorch and compiled, give the convolution path's scores and
 explanations."""
 
+import numpy as np
 import pytest
 import torch
 
 import textcnn
 from tests.conftest import tiny_config, tiny_texts, write_tsv
 from textcnn.models import TextCNN, TextCNNConfig
+from textcnn.models.compiled import CompiledTextCNN
 from textcnn.models.folded import FoldedTextCNN, table_bytes
 from textcnn.text.classifier import pad_batch
 from textcnn.training.pipeline import fit_and_save
@@ -89,3 +91,28 @@ def test_auto_falls_back_to_the_convolutions_above_the_table_limit(corpus, tmp_p
     assert small.inference["path"] == "conv" and "MB >" in small.inference["reason"]
     with pytest.raises(ValueError, match="inference must be"):
         textcnn.load(model_dir, inference="fast")
+
+
+@pytest.mark.parametrize("wide", [True, False])
+def test_compiled_windows_match_the_folded_tables_at_every_length(wide):
+    """The compiled kernel keeps only the windows still open (a ring per width): texts of
+    every length from none to past the widest window, with widths 1, 2 and 5, pool the
+    same features in the same winning windows as PyTorch's folded tables."""
+    torch.manual_seed(0)
+    cfg = TextCNNConfig(
+        vocab_size=50, embed_dim=8, num_classes=3, kernel_sizes=(2, 5, 1), num_filters=7, wide=wide
+    )
+    model = TextCNN(cfg).eval()
+    folded, compiled = FoldedTextCNN(model), CompiledTextCNN(model, sigmoid=False)
+    texts = [torch.randint(1, 50, (length,)).tolist() for length in range(12) for _ in range(3)]
+    flat = np.array([token for text in texts for token in text], dtype=np.int64)
+    offsets = np.cumsum([0] + [len(text) for text in texts]).astype(np.int64)
+    got = compiled.ngram_evidence(flat, offsets)
+    with torch.no_grad():
+        want = folded.ngram_evidence(pad_batch(texts))
+    assert torch.allclose(got[0], want[0], atol=1e-5)
+    assert torch.equal(got[1], want[1]) and torch.equal(got[2], want[2])
+    probabilities, _, _ = compiled(flat, offsets)
+    with torch.no_grad():
+        expected = folded(pad_batch(texts)).softmax(dim=1).numpy()
+    assert np.allclose(probabilities, expected, atol=1e-5)

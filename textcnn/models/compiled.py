@@ -9,6 +9,14 @@ and bigrams (each distinct one counted once), the temperature and the softmax (o
 per label). Every text is computed on its own, in a fixed order, so a text's scores never
 depend on its batch. A large batch is shared among threads; one text runs on the calling
 thread (no pool to wake).
+
+The tables are read token by token: a token's rows of every width and offset lie together
+(4.8 KB for the default model) and are read once, in order, each added to the window it
+belongs to, in a ring of the k windows still open per width; a window is pooled when its
+last token is in. Each window still sums its rows in offset order, as a window at a time
+would: the same floats, and 1.3-1.45x faster on the MR texts' real vocabulary than reading
+window by window, whose reads jump among k tokens' rows (and equally fast when the rows are
+in cache).
 """
 
 from __future__ import annotations
@@ -22,54 +30,126 @@ from .naive_bayes import BIGRAM_HASH
 from .textcnn import TextCNN
 
 PARALLEL_FROM = 64  # texts in a batch from which the threads share it
+PARTS = 64  # a large batch's parts: each allocates its scratch once; threads take them in turn
+
+
+@njit(cache=True, inline="always")
+def _add(into, row):
+    """``into += row``, a function of its own so that LLVM vectorises it."""
+    for f in range(len(into)):
+        into[f] += row[f]
+
+
+@njit(cache=True, inline="always")
+def _dot(a, b):
+    """The dot product of two float32 vectors in four running sums, every fourth term each
+    (the rest in the first), then added: a fixed order, the same on every machine and in
+    every batch, with four times the adds in flight of one chain (8% of the kernel)."""
+    s0 = s1 = s2 = s3 = np.float32(0.0)
+    most = len(a) - len(a) % 4
+    for f in range(0, most, 4):
+        s0 += a[f] * b[f]
+        s1 += a[f + 1] * b[f + 1]
+        s2 += a[f + 2] * b[f + 2]
+        s3 += a[f + 3] * b[f + 3]
+    for f in range(most, len(a)):
+        s0 += a[f] * b[f]
+    return (s0 + s1) + (s2 + s3)
+
+
+@njit(cache=True, inline="always")
+def _pool(value, best, positions, text, first, p):
+    """Keep ``value`` (window ``p``) where it beats ``best``; with ``positions`` (explaining:
+    it has rows), the window of each filter's first maximum too, from column ``first``."""
+    if positions.shape[0] > 0:
+        for f in range(len(best)):
+            if value[f] > best[f]:
+                best[f] = value[f]
+                positions[text, first + f] = p
+    else:
+        for f in range(len(best)):
+            best[f] = max(best[f], value[f])
+
+
+@njit(cache=True, inline="always")
+def _max_pooled(
+    ids, start, length, table, bases, widths, wide, features, positions, text, ring, turns
+):  # fmt: skip
+    """Every filter's largest window value into ``features``: the windows of width k are
+    ``length + k - 1`` (``wide``: padded with zero rows, which are not added) or
+    ``max(length - k + 1, 1)`` (past the text: token 0's rows).
+
+    The windows still open are kept in ``ring``, k x F floats per width (F filters a
+    width), window p in slot -p mod k: then token i's rows for offsets 0..k-1 go to slots
+    c, c + 1, ... (mod k), two runs of the ring, with c (``turns``, per width) one less
+    for every token."""
+    filters = len(features) // len(widths)
+    features[:] = -np.inf
+    longest = 0
+    for w in range(len(widths)):
+        longest = max(longest, widths[w])
+        turns[w] = 1 % widths[w] if wide else 0
+    if wide and length == 0:  # windows of padding only: zero
+        ring[:] = 0.0
+    for i in range(length if wide else max(length, longest)):
+        token = ids[start + i] if i < length else 0
+        at = 0  # the width's ring
+        for w in range(len(widths)):
+            k = widths[w]
+            c = turns[w]
+            windows = length + k - 1 if wide else max(length - k + 1, 1)
+            own = ring[at : at + k * filters]
+            if wide and i == 0:  # token 0 opens windows 0 .. k - 1
+                own[:] = 0.0
+            elif wide or i < windows:  # window i + k - 1 (wide) or i, in slot c
+                own[c * filters : (c + 1) * filters] = 0.0
+            rows = table[token, bases[w] * filters : (bases[w] + k) * filters]
+            if wide or k - 1 <= i < windows:  # a row for each of k windows
+                split = (k - c) * filters
+                _add(own[c * filters :], rows[:split])
+                _add(own[: c * filters], rows[split:])
+            else:  # near the ends of a narrow text: only the windows there are
+                for j in range(k):
+                    if 0 <= i - j < windows:
+                        slot = (j + c - k if j + c >= k else j + c) * filters
+                        _add(own[slot : slot + filters], rows[j * filters : (j + 1) * filters])
+            p = i if wide else i - k + 1  # the window token i closes, in slot c - 1
+            c = c - 1 if c > 0 else k - 1
+            if 0 <= p < windows:
+                best = features[w * filters : (w + 1) * filters]
+                _pool(own[c * filters : (c + 1) * filters], best, positions, text, w * filters, p)
+            turns[w] = c
+            at += k * filters
+    if wide:  # the last k - 1 windows end in padding
+        at = 0
+        for w in range(len(widths)):
+            k = widths[w]
+            c = turns[w]
+            best = features[w * filters : (w + 1) * filters]
+            for p in range(length, length + k - 1):
+                c = c - 1 if c > 0 else k - 1
+                value = ring[at + c * filters : at + (c + 1) * filters]
+                _pool(value, best, positions, text, w * filters, p)
+            at += k * filters
 
 
 @njit(cache=True, inline="always")
 def _one_text(
     ids, start, end, table, bases, widths, vocab_size, wide, bias, weight, head_bias,
     ngram_table, prior, ngram_weight, buckets, temperature, sigmoid, out, positions, text,
-    features, grams, value,
+    features, grams, ring, turns,
 ):  # fmt: skip
     length = end - start
-    filters = len(bias) // len(widths)
-    outside = vocab_size  # the zero row
-    done = 0
-    for w in range(len(widths)):
-        k = widths[w]
-        base = bases[w]
-        windows = length + k - 1 if wide else max(length - k + 1, 1)
-        best = features[done : done + filters]
-        best[:] = -np.inf
-        track = positions.shape[0] > 0
-        for p in range(windows):
-            for f in range(filters):
-                value[f] = 0.0
-            for j in range(k):
-                position = p - (k - 1) + j if wide else p + j
-                inside = 0 <= position < length
-                token = ids[start + position] if inside else (outside if wide else 0)
-                at = (base + j) * filters  # a token's rows lie together: one fetch
-                line = table[token, at : at + filters]
-                for f in range(filters):  # contiguous: vectorised
-                    value[f] += line[f]
-            if track:
-                for f in range(filters):
-                    if value[f] > best[f]:
-                        best[f] = value[f]
-                        positions[text, done + f] = p
-            else:
-                for f in range(filters):
-                    best[f] = max(best[f], value[f])
-        done += filters
+    _max_pooled(
+        ids, start, length, table, bases, widths, wide, features, positions, text, ring, turns
+    )
+    done = len(features)
     classes = weight.shape[0]
     for f in range(done):
         features[f] = max(features[f] + bias[f], np.float32(0.0))
     logits = np.empty(classes, dtype=np.float32)
     for c in range(classes):
-        total = head_bias[c]
-        for f in range(done):
-            total += weight[c, f] * features[f]
-        logits[c] = total
+        logits[c] = head_bias[c] + _dot(weight[c], features)
     if ngram_weight != 0.0:
         count = 0
         for i in range(length):
@@ -80,13 +160,16 @@ def _one_text(
             if i + 1 < length and token != 0 and ids[start + i + 1] != 0:
                 grams[count] = vocab_size + (token * BIGRAM_HASH + ids[start + i + 1]) % buckets
                 count += 1
-        kept = np.sort(grams[:count])
+        kept = grams[:count]
+        kept.sort()
+        sums = out[text]  # scratch until the probabilities
+        sums[:] = 0.0
+        for i in range(count):
+            if i == 0 or kept[i] != kept[i - 1]:
+                for c in range(classes):
+                    sums[c] += ngram_table[kept[i], c]
         for c in range(classes):  # in PyTorch's order: the n-grams, then the prior
-            total = np.float32(0.0)
-            for i in range(count):
-                if i == 0 or kept[i] != kept[i - 1]:
-                    total += ngram_table[kept[i], c]
-            logits[c] += ngram_weight * (total + prior[c])
+            logits[c] += ngram_weight * (sums[c] + prior[c])
     logits /= temperature
     if sigmoid:
         for c in range(classes):
@@ -110,17 +193,24 @@ def _batch(parallel: bool):
         ngram_table, prior, ngram_weight, buckets, temperature, sigmoid, out, positions,
         pooled,
     ):  # fmt: skip
+        texts = len(offsets) - 1
         longest = 0
-        for t in range(len(offsets) - 1):
+        for t in range(texts):
             longest = max(longest, offsets[t + 1] - offsets[t])
-        for t in loop(len(offsets) - 1):
+        widest = 0
+        for w in range(len(widths)):
+            widest = max(widest, widths[w])
+        parts = min(texts, PARTS)
+        for part in loop(parts):
             grams = np.empty(2 * longest + 1, dtype=np.int64)
-            value = np.empty(len(bias) // len(widths), dtype=np.float32)
-            _one_text(
-                ids, offsets[t], offsets[t + 1], table, bases, widths, vocab_size, wide,
-                bias, weight, head_bias, ngram_table, prior, ngram_weight, buckets,
-                temperature, sigmoid, out, positions, t, pooled[t], grams, value,
-            )  # fmt: skip
+            ring = np.empty(widest * len(bias), dtype=np.float32)
+            turns = np.empty(len(widths), dtype=np.int64)
+            for t in range(part * texts // parts, (part + 1) * texts // parts):
+                _one_text(
+                    ids, offsets[t], offsets[t + 1], table, bases, widths, vocab_size, wide,
+                    bias, weight, head_bias, ngram_table, prior, ngram_weight, buckets,
+                    temperature, sigmoid, out, positions, t, pooled[t], grams, ring, turns,
+                )  # fmt: skip
 
     return forward
 

@@ -13,13 +13,16 @@ import json
 import logging
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
+from typing import BinaryIO, TypeVar
 
 from .row_labels import BadRow, Label, labels_of
 from .tokenizer import clean_text
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -246,15 +249,25 @@ def _read_delimited(
         yield _fields_row(where, start, row, len(header), columns, options)
 
 
+def numbered_lines(handle: BinaryIO, where: str) -> Iterator[tuple[int, str] | BadRow]:
+    """(line number, line) of every non-blank line of a UTF-8 stream, read a block of lines
+    at a time (scoring reads millions); an undecodable line as a BadRow at ``where``."""
+    number = 0
+    while block := handle.readlines(1 << 20):
+        for raw in block:
+            number += 1
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError:
+                yield _undecodable(f"{where}:{number}")
+                continue
+            if line.strip():
+                yield number, line
+
+
 def _numbered_lines(path: Path) -> Iterator[tuple[int, str] | BadRow]:
-    """(line number, line) of every non-blank line; an undecodable line as a BadRow."""
-    bad_lines: list[int] = []
-    for number, line in enumerate(_decoded_lines(path, bad_lines), start=1):
-        if bad_lines:
-            bad_lines.clear()
-            yield _undecodable(f"{path}:{number}")
-        elif line.strip():
-            yield number, line
+    with path.open("rb") as handle:
+        yield from numbered_lines(handle, str(path))
 
 
 def _per_line(path: Path, parse) -> Iterator[Example | BadRow]:
@@ -386,7 +399,14 @@ def iter_examples(
     fmt = options.format or detect_format(path)
     if fmt not in READERS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {FORMATS}")
-    for row in READERS[fmt](path, options):
+    yield from kept_rows(READERS[fmt](path, options), options, report)
+
+
+def kept_rows(
+    rows: Iterable[T | BadRow], options: ReaderOptions, report: ReadReport
+) -> Iterator[T]:
+    """``rows`` but the bad ones, which raise, or with ``skip_bad_rows`` are counted."""
+    for row in rows:
         if isinstance(row, BadRow):
             if not options.skip_bad_rows:
                 raise row

@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -25,8 +26,15 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..artifacts import atomic_file, read_json, write_json
-from .classifier import TextClassifier
-from .corpora import ReaderOptions, ReadReport, detect_format, iter_examples
+from .classifier import TextClassifier, collection_paused
+from .corpora import (
+    ReaderOptions,
+    ReadReport,
+    detect_format,
+    iter_examples,
+    kept_rows,
+    numbered_lines,
+)
 from .score_rows import CsvRows, ScoreWriter
 
 SHARD_ROWS = 1024  # input rows per block dealt to the shards
@@ -57,9 +65,11 @@ def _input_format(path: str, given: str | None) -> str:
 
 def _rows(path: str, options: ReaderOptions, report: ReadReport) -> Iterator[tuple[str, str]]:
     """(row id, text) pairs; the id is the id column, else the line number."""
-    if path == "-":  # standard input: one text per line
-        for number, line in enumerate(sys.stdin, start=1):
-            if line.strip():
+    if path == "-" or options.format == "lines":  # a text a line: no Example per row
+        stdin = path == "-"
+        with nullcontext(sys.stdin.buffer) if stdin else open(path, "rb") as handle:
+            lines = numbered_lines(handle, "stdin" if stdin else path)
+            for number, line in kept_rows(lines, options, report):
                 yield str(number), line.rstrip("\r\n")
         return
     for example in iter_examples(path, options, report):
@@ -220,7 +230,12 @@ def score_file(
         # A pipeline: the network scores a chunk on a thread of its own (the compiled
         # forward pass releases the GIL) while this one writes the chunk before and reads
         # and tokenizes the chunk after; rows are still written in order, chunk by chunk.
-        with ThreadPoolExecutor(1, thread_name_prefix="textcnn-score") as network:
+        # The rows' tuples and strings make no cycles: with the collector paused they are
+        # freed as before, without the collections that took 6% of a run's CPU.
+        with (
+            collection_paused(),
+            ThreadPoolExecutor(1, thread_name_prefix="textcnn-score") as network,
+        ):
             pending = None
             try:
                 while chunk := list(islice(rows, chunk_size)):
