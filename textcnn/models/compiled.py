@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from numba import njit, prange
 
+from ..artifacts import all_finite
 from .folded import channel_sum, filter_biases
 from .naive_bayes import BIGRAM_HASH
 from .textcnn import TextCNN
@@ -229,7 +230,7 @@ def token_major_table(model: TextCNN) -> np.ndarray:
         embeddings = channel_sum(model).float()
         table = torch.zeros(len(embeddings) + 1, len(weights))
         torch.matmul(embeddings, weights.float().T, out=table[:-1])
-    if not table.isfinite().all():
+    if not all_finite(table):
         raise ValueError(
             "the weights are too large for n-gram tables (they overflow float32): the model "
             "was damaged, or use inference='conv'"

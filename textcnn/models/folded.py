@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..artifacts import all_finite
 from .textcnn import TextCNN, TextCNNConfig, real_tokens, valid_windows
 
 ROWWISE_ELEMENTS = 1 << 22  # products held at once by rowwise_linear (16 MB of floats)
@@ -77,7 +78,7 @@ class FoldedTextCNN(nn.Module):
                 for j in range(branch.width):
                     blocks += [embeddings @ weight[:, :, j].T, zeros]
                 table = torch.cat(blocks).to(dtype)
-                if not table.isfinite().all():  # float16 tables overflow first
+                if not all_finite(table):  # float16 tables overflow first
                     raise ValueError(
                         "the weights are too large for n-gram tables (they overflow "
                         f"{dtype}): the model was damaged, or use inference='conv'"
