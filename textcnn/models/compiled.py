@@ -35,10 +35,18 @@ PARTS = 64  # a large batch's parts: each allocates its scratch once; threads ta
 
 
 @njit(cache=True, inline="always")
-def _add(into, row):
-    """``into += row``, a function of its own so that LLVM vectorises it."""
-    for f in range(len(into)):
-        into[f] += row[f]
+def _add(ring, at, table, token, row, n):
+    """``ring[at : at + n] += table[token, row : row + n]`` by unsigned indices: no array
+    views (each a reference count taken and dropped) and no negative-index checks, so LLVM
+    vectorises it."""
+    for f in range(n):
+        ring[np.uint64(at + f)] += table[np.uint64(token), np.uint64(row + f)]
+
+
+@njit(cache=True, inline="always")
+def _zero(ring, at, n):
+    for f in range(n):
+        ring[np.uint64(at + f)] = 0.0
 
 
 @njit(cache=True, inline="always")
@@ -59,17 +67,21 @@ def _dot(a, b):
 
 
 @njit(cache=True, inline="always")
-def _pool(value, best, positions, text, first, p):
-    """Keep ``value`` (window ``p``) where it beats ``best``; with ``positions`` (explaining:
-    it has rows), the window of each filter's first maximum too, from column ``first``."""
+def _pool(ring, at, features, first, filters, positions, text, p):
+    """Keep window ``p`` (``ring[at : at + filters]``) where it beats ``features[first :
+    first + filters]``; with ``positions`` (explaining: it has rows), the window of each
+    filter's first maximum too."""
     if positions.shape[0] > 0:
-        for f in range(len(best)):
-            if value[f] > best[f]:
-                best[f] = value[f]
-                positions[text, first + f] = p
+        for f in range(filters):
+            value = ring[np.uint64(at + f)]
+            if value > features[np.uint64(first + f)]:
+                features[np.uint64(first + f)] = value
+                positions[np.uint64(text), np.uint64(first + f)] = p
     else:
-        for f in range(len(best)):
-            best[f] = max(best[f], value[f])
+        for f in range(filters):
+            value = ring[np.uint64(at + f)]
+            best = features[np.uint64(first + f)]
+            features[np.uint64(first + f)] = max(best, value)
 
 
 @njit(cache=True, inline="always")
@@ -99,26 +111,24 @@ def _max_pooled(
             k = widths[w]
             c = turns[w]
             windows = length + k - 1 if wide else max(length - k + 1, 1)
-            own = ring[at : at + k * filters]
             if wide and i == 0:  # token 0 opens windows 0 .. k - 1
-                own[:] = 0.0
+                _zero(ring, at, k * filters)
             elif wide or i < windows:  # window i + k - 1 (wide) or i, in slot c
-                own[c * filters : (c + 1) * filters] = 0.0
-            rows = table[token, bases[w] * filters : (bases[w] + k) * filters]
+                _zero(ring, at + c * filters, filters)
+            row = bases[w] * filters
             if wide or k - 1 <= i < windows:  # a row for each of k windows
                 split = (k - c) * filters
-                _add(own[c * filters :], rows[:split])
-                _add(own[: c * filters], rows[split:])
+                _add(ring, at + c * filters, table, token, row, split)
+                _add(ring, at, table, token, row + split, c * filters)
             else:  # near the ends of a narrow text: only the windows there are
                 for j in range(k):
                     if 0 <= i - j < windows:
-                        slot = (j + c - k if j + c >= k else j + c) * filters
-                        _add(own[slot : slot + filters], rows[j * filters : (j + 1) * filters])
+                        slot = j + c - k if j + c >= k else j + c
+                        _add(ring, at + slot * filters, table, token, row + j * filters, filters)
             p = i if wide else i - k + 1  # the window token i closes, in slot c - 1
             c = c - 1 if c > 0 else k - 1
             if 0 <= p < windows:
-                best = features[w * filters : (w + 1) * filters]
-                _pool(own[c * filters : (c + 1) * filters], best, positions, text, w * filters, p)
+                _pool(ring, at + c * filters, features, w * filters, filters, positions, text, p)
             turns[w] = c
             at += k * filters
     if wide:  # the last k - 1 windows end in padding
@@ -126,11 +136,9 @@ def _max_pooled(
         for w in range(len(widths)):
             k = widths[w]
             c = turns[w]
-            best = features[w * filters : (w + 1) * filters]
             for p in range(length, length + k - 1):
                 c = c - 1 if c > 0 else k - 1
-                value = ring[at + c * filters : at + (c + 1) * filters]
-                _pool(value, best, positions, text, w * filters, p)
+                _pool(ring, at + c * filters, features, w * filters, filters, positions, text, p)
             at += k * filters
 
 
