@@ -15,6 +15,7 @@ Markdown tables.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -73,13 +74,13 @@ def start_server(
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # refused, then 503 while the model loads
+        with contextlib.suppress(httpx.HTTPError):
             if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
                 time.sleep(2 if workers > 1 else 0)  # the other workers finish loading
                 return process, url
-        except httpx.HTTPError:
-            time.sleep(0.2)
+        time.sleep(0.2)
     process.kill()
     raise RuntimeError("the server did not become ready")
 

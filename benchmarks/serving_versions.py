@@ -8,7 +8,8 @@ BASELINE is a git revision, checked out into a temporary worktree; the other ver
 this checkout. Both servers run at once (idle while the other is loaded), each row of
 ``serving.py``'s loads is sent to one, then the other, ``--rounds`` times. Without
 ``--model``, a model is trained on MR for one epoch. Reads ``$TEXTCNN_DATA_DIR``; writes
-``benchmarks/results/serving_versions.json`` and prints a Markdown table of requests/s.
+``benchmarks/results/serving_versions.json`` (``serving_versions_N_workers.json``) and prints
+a Markdown table of requests/s.
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ def main() -> None:
                 process.terminate()
                 process.wait()
             subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=ROOT)
-    out = Path(__file__).parent / "results" / "serving_versions.json"
+    name = "serving_versions" + (f"_{args.workers}_workers" if args.workers > 1 else "")
+    out = Path(__file__).parent / "results" / f"{name}.json"
     out.write_text(json.dumps({"workers": args.workers, "rows": rows}, indent=2) + "\n")
     names = list(servers)
     print(f"\n| connections | texts/request | {names[0]} | {names[1]} | ratio of medians |")
