@@ -13,10 +13,9 @@ thread (no pool to wake).
 The tables are read token by token: a token's rows of every width and offset lie together
 (4.8 KB for the default model) and are read once, in order, each added to the window it
 belongs to, in a ring of the k windows still open per width; a window is pooled when its
-last token is in. Each window still sums its rows in offset order, as a window at a time
-would: the same floats, and 1.3-1.45x faster on the MR texts' real vocabulary than reading
-window by window, whose reads jump among k tokens' rows (and equally fast when the rows are
-in cache).
+last token is in. Each window still sums its rows in offset order, as reading a window at
+a time did: the same floats, and 1.2-1.35x faster on the MR texts' vocabulary, whose rows
+are mostly not in cache (reading window by window jumped among k tokens' rows).
 """
 
 from __future__ import annotations
