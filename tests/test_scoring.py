@@ -1,3 +1,4 @@
+import io
 import json
 import os
 import signal
@@ -105,6 +106,13 @@ def test_stdin_to_stdout(model_dir):
     result = runner.invoke(app, ["score", str(model_dir), "-"], input="good film\n\nawful\n")
     rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert [r["id"] for r in rows] == ["1", "3"]
+
+
+def test_stdin_replaced_by_a_text_stream(model_dir, monkeypatch, capsys):
+    monkeypatch.setattr("sys.stdin", io.StringIO("good film\n\nawful\r\n"))
+    summary = score_file(textcnn.load(model_dir), "-", None, progress=False)
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert summary.rows == 2 and [r["id"] for r in rows] == ["1", "3"]
 
 
 @pytest.mark.parametrize("source", ["file", "stdin"])

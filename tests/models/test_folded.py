@@ -8,7 +8,7 @@ import torch
 import textcnn
 from tests.conftest import tiny_config, tiny_texts, write_tsv
 from textcnn.models import TextCNN, TextCNNConfig
-from textcnn.models.compiled import CompiledTextCNN
+from textcnn.models.compiled import PARALLEL_FROM, CompiledTextCNN
 from textcnn.models.folded import FoldedTextCNN, table_bytes
 from textcnn.text.classifier import pad_batch
 from textcnn.training.pipeline import fit_and_save
@@ -94,17 +94,25 @@ def test_auto_falls_back_to_the_convolutions_above_the_table_limit(corpus, tmp_p
 
 
 @pytest.mark.parametrize("wide", [True, False])
-def test_compiled_windows_match_the_folded_tables_at_every_length(wide):
+@pytest.mark.parametrize("ties", [False, True])
+def test_compiled_windows_match_the_folded_tables_at_every_length(wide, ties):
     """The compiled kernel keeps only the windows still open (a ring per width): texts of
     every length from none to past the widest window, with widths 1, 2 and 5, pool the
-    same features in the same winning windows as PyTorch's folded tables."""
+    same features in the same winning windows as PyTorch's folded tables, in a batch the
+    threads share; with whole-number weights, windows tie and the first one wins in both."""
     torch.manual_seed(0)
     cfg = TextCNNConfig(
         vocab_size=50, embed_dim=8, num_classes=3, kernel_sizes=(2, 5, 1), num_filters=7, wide=wide
     )
     model = TextCNN(cfg).eval()
+    if ties:
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.copy_(torch.randint(-2, 3, parameter.shape))
+            model.embedding.weight[cfg.padding_idx] = 0  # as training keeps it
     folded, compiled = FoldedTextCNN(model), CompiledTextCNN(model, sigmoid=False)
-    texts = [torch.randint(1, 50, (length,)).tolist() for length in range(12) for _ in range(3)]
+    texts = [torch.randint(1, 50, (length,)).tolist() for length in range(12) for _ in range(6)]
+    assert len(texts) >= PARALLEL_FROM
     flat = np.array([token for text in texts for token in text], dtype=np.int64)
     offsets = np.cumsum([0] + [len(text) for text in texts]).astype(np.int64)
     got = compiled.ngram_evidence(flat, offsets)

@@ -30,7 +30,7 @@ from .naive_bayes import BIGRAM_HASH
 from .textcnn import TextCNN
 
 PARALLEL_FROM = 64  # texts in a batch from which the threads share it
-PARTS = 64  # a large batch's parts: each allocates its scratch once; threads take them in turn
+PARTS = 64  # a large batch is cut into as many parts, each allocating its scratch once
 
 
 @njit(cache=True, inline="always")

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import BinaryIO, TextIO, TypeVar
 
 from .row_labels import BadRow, Label, labels_of
 from .tokenizer import clean_text
@@ -249,18 +249,22 @@ def _read_delimited(
         yield _fields_row(where, start, row, len(header), columns, options)
 
 
-def numbered_lines(handle: BinaryIO, where: str) -> Iterator[tuple[int, str] | BadRow]:
-    """(line number, line) of every non-blank line of a UTF-8 stream, read a block of lines
-    at a time (scoring reads millions); an undecodable line as a BadRow at ``where``."""
+def numbered_lines(handle: BinaryIO | TextIO, where: str) -> Iterator[tuple[int, str] | BadRow]:
+    """(line number, line) of every non-blank line of a UTF-8 stream (or of a text stream,
+    such as a ``sys.stdin`` a caller replaced), read a block of lines at a time (scoring
+    reads millions); an undecodable line as a BadRow at ``where``."""
     number = 0
     while block := handle.readlines(1 << 20):
         for raw in block:
             number += 1
-            try:
-                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-            except UnicodeDecodeError:
-                yield _undecodable(f"{where}:{number}")
-                continue
+            if isinstance(raw, str):
+                line = raw
+            else:
+                try:
+                    line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+                except UnicodeDecodeError:
+                    yield _undecodable(f"{where}:{number}")
+                    continue
             if line.strip():
                 yield number, line
 

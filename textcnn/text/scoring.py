@@ -67,7 +67,8 @@ def _rows(path: str, options: ReaderOptions, report: ReadReport) -> Iterator[tup
     """(row id, text) pairs; the id is the id column, else the line number."""
     if path == "-" or options.format == "lines":  # a text a line: no Example per row
         stdin = path == "-"
-        with nullcontext(sys.stdin.buffer) if stdin else open(path, "rb") as handle:
+        standard = getattr(sys.stdin, "buffer", sys.stdin)  # bytes, unless replaced by text
+        with nullcontext(standard) if stdin else open(path, "rb") as handle:
             lines = numbered_lines(handle, "stdin" if stdin else path)
             for number, line in kept_rows(lines, options, report):
                 yield str(number), line.rstrip("\r\n")
