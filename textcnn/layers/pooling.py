@@ -24,16 +24,18 @@ def max_over_time(
 ):
     """Max over the last axis, ignoring positions at or past ``lengths``.
 
-    ``x``: N x C x L, ``lengths``: N (valid positions per row, at least 1).
-    Masked positions are set to -inf first, so padding can never win.
+    ``x``: N x C x L, ``lengths``: N (valid positions per row).
+    Masked positions are set to -inf first, so padding can never win; a row with no valid
+    position pools to 0 (a wide width-1 filter over a text of no tokens: -inf would make
+    the classifier's logits NaN), as ReLU(-inf) does in the folded tables.
     With ``return_positions``, also the winning position of every channel.
     """
     if lengths is not None:
         x = x.masked_fill(padding_mask(x, lengths), float("-inf"))
-    if return_positions:
-        values, positions = x.max(dim=-1)  # N x C, N x C
-        return values, positions
-    return x.amax(dim=-1)  # N x C
+    values, positions = x.max(dim=-1) if return_positions else (x.amax(dim=-1), None)  # N x C
+    if lengths is not None:
+        values = values.masked_fill(values.isneginf(), 0.0)
+    return (values, positions) if return_positions else values
 
 
 class GlobalPool(nn.Module):
