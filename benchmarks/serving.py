@@ -81,7 +81,8 @@ def start_server(
                 time.sleep(2 if workers > 1 else 0)  # the other workers finish loading
                 return process, url
         time.sleep(0.2)
-    process.kill()
+    process.terminate()  # not kill(): uvicorn stops its workers on SIGTERM only
+    process.wait(timeout=30)
     raise RuntimeError("the server did not become ready")
 
 
