@@ -270,6 +270,7 @@ def numbered_lines(handle: BinaryIO | TextIO, where: str) -> Iterator[tuple[int,
 
 
 def _numbered_lines(path: Path) -> Iterator[tuple[int, str] | BadRow]:
+    """:func:`numbered_lines` of the file at ``path``."""
     with path.open("rb") as handle:
         yield from numbered_lines(handle, str(path))
 

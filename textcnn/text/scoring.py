@@ -66,9 +66,9 @@ def _input_format(path: str, given: str | None) -> str:
 def _rows(path: str, options: ReaderOptions, report: ReadReport) -> Iterator[tuple[str, str]]:
     """(row id, text) pairs; the id is the id column, else the line number."""
     if path == "-" or options.format == "lines":  # a text a line: no Example per row
-        stdin = path == "-"
-        standard = getattr(sys.stdin, "buffer", sys.stdin)  # bytes, unless replaced by text
-        with nullcontext(standard) if stdin else open(path, "rb") as handle:
+        stdin = path == "-"  # its bytes, unless a caller replaced it with a text stream
+        source = nullcontext(getattr(sys.stdin, "buffer", sys.stdin)) if stdin else None
+        with source or open(path, "rb") as handle:
             lines = numbered_lines(handle, "stdin" if stdin else path)
             for number, line in kept_rows(lines, options, report):
                 yield str(number), line.rstrip("\r\n")
